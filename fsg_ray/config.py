@@ -1,0 +1,325 @@
+"""One typed, validated config tree for training a style generator.
+
+Defaults are the paper's numbers (Jiang & Fu 2017, §3.1 "Training details" and §3.3):
+batch 4, Adam with learning rate 1e-3, style image 256 px, global inputs 72 px with 288 px
+content targets, 128 px shop-photo patches at stride 16, T = 1, tau(1) = tau(2) = 3000, and
+40,000 iterations for the global-only (FeedS-like) baseline.
+
+Every dataclass is frozen and validates itself in ``__post_init__``; :func:`from_dict`
+rebuilds the tree from plain data (YAML, ``asdict``) and names any unknown key. The config
+crosses process boundaries as ``dataclasses.asdict(cfg)`` and is stored in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+#: VGG-19 layer names the loss taps may use (torchvision layout, see ``models.VGG19_CFG``).
+VGG_TAPS: tuple[str, ...] = (
+    "relu1_1", "relu1_2", "relu2_1", "relu2_2",
+    "relu3_1", "relu3_2", "relu3_3", "relu3_4",
+    "relu4_1", "relu4_2", "relu4_3", "relu4_4",
+    "relu5_1", "relu5_2", "relu5_3", "relu5_4",
+)  # fmt: skip
+
+Mode = Literal["full", "global_only", "patch_only"]
+_VGG_WEIGHTS = re.compile(r"^(imagenet|random:\d+|(s3|file)://.+|/.+|\./.+|[^:]+\.(pt|pth))$")
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or out of range; the message names the key."""
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _check_layers(key: str, layers: tuple[str, ...], allow_empty: bool = False) -> None:
+    _require(allow_empty or len(layers) > 0, key, "needs at least one VGG layer")
+    for name in layers:
+        _require(name in VGG_TAPS, key, f"unknown VGG layer {name!r}; choose from {VGG_TAPS}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss layers, Gram flavour, normalisation and the lambdas of Eq. 1.
+
+    The defaults are the paper's: style Gram at relu2_2 (Eq. 3), content at relu5_1 (Eq. 2).
+    Those layers assume ImageNet VGG weights; :meth:`random_vgg` is the profile measured to
+    work with random weights (see docs/paper_map.md, "Deviations").
+
+    Attributes:
+        style_layers: phi_k taps for the global style loss (Eq. 3).
+        content_layers: phi_j taps for the global content loss (Eq. 2).
+        patch_content_layer: tap of the patch content net varphi_c (Eq. 4).
+        disc_layer: VGG tap the Markovian discriminator varphi_s reads (MGAN uses relu3_1).
+        gram: ``plain`` Gram (Eq. 3) or ``centered`` (covariance: features minus their mean).
+        mean_weight: weight of a channel-mean matching term added to each style layer; 0 in
+            the paper.
+        normalize: ``paper`` divides as Eq. 2-4 do (by C*H*W, N); ``relative`` divides each
+            term by the squared norm of its target, so terms are scale free.
+        style_weight: lambda_2 (global style).
+        content_weight: lambda_3 (global content).
+        patch_content_weight: lambda_1 (patch content).
+        patch_style_weight: weight of l_style^(1) (1 in Eq. 1).
+        adversarial_weight: weight of the generator's GAN term during GAN initialisation.
+    """
+
+    style_layers: tuple[str, ...] = ("relu2_2",)
+    content_layers: tuple[str, ...] = ("relu5_1",)
+    patch_content_layer: str = "relu4_1"
+    disc_layer: str = "relu3_1"
+    gram: Literal["plain", "centered"] = "plain"
+    mean_weight: float = 0.0
+    normalize: Literal["paper", "relative"] = "paper"
+    style_weight: float = 5.0
+    content_weight: float = 1.0
+    patch_content_weight: float = 1.0
+    patch_style_weight: float = 1.0
+    adversarial_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_layers("loss.style_layers", self.style_layers)
+        _check_layers("loss.content_layers", self.content_layers)
+        _check_layers("loss.patch_content_layer", (self.patch_content_layer,))
+        _check_layers("loss.disc_layer", (self.disc_layer,))
+        _require(self.gram in ("plain", "centered"), "loss.gram", "must be plain or centered")
+        _require(
+            self.normalize in ("paper", "relative"), "loss.normalize", "must be paper or relative"
+        )
+        for name in ("mean_weight", "style_weight", "content_weight", "patch_content_weight",
+                     "patch_style_weight", "adversarial_weight"):  # fmt: skip
+            _require(getattr(self, name) >= 0, f"loss.{name}", "must be >= 0")
+
+    @classmethod
+    def random_vgg(cls) -> LossConfig:
+        """The profile for ``random:<seed>`` VGG weights (measured in notes/random-vgg.md)."""
+        return cls(
+            style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1"),
+            content_layers=("relu3_1",),
+            patch_content_layer="relu3_1",
+            disc_layer="relu3_1",
+            gram="centered",
+            mean_weight=1.0,
+            normalize="relative",
+            style_weight=1.0,
+            content_weight=1.0,
+            patch_content_weight=1.0,
+        )
+
+    def loss_layers(self) -> tuple[str, ...]:
+        """Every VGG tap any loss or the discriminator reads."""
+        taps = {*self.style_layers, *self.content_layers, self.patch_content_layer,
+                self.disc_layer}  # fmt: skip
+        return tuple(t for t in VGG_TAPS if t in taps)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Generator and discriminator architecture (paper §2.2, "Network details").
+
+    Attributes:
+        vgg_weights: ``imagenet`` (torchvision's official VGG-19), ``random:<seed>``
+            (deterministic; offline tests and the demo), or a path/URI of a state dict in
+            torchvision's VGG-19 layout.
+        decoder_channels: widths of the decoder's four stages, from 1/8 resolution up to full.
+        disc_channels: widths of the patch discriminator's hidden convolutions.
+        leaky_slope: negative slope of every LeakyReLU (DCGAN's 0.2).
+    """
+
+    vgg_weights: str = "imagenet"
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32)
+    disc_channels: tuple[int, ...] = (128, 64)
+    leaky_slope: float = 0.2
+
+    def __post_init__(self) -> None:
+        _require(
+            bool(_VGG_WEIGHTS.match(self.vgg_weights)),
+            "model.vgg_weights",
+            f"{self.vgg_weights!r} is not 'imagenet', 'random:<seed>' or a path/URI of a state dict",
+        )
+        _require(len(self.decoder_channels) == 4, "model.decoder_channels", "needs 4 widths")
+        _require(len(self.disc_channels) >= 1, "model.disc_channels", "needs at least 1 width")
+        for key, widths in (("decoder_channels", self.decoder_channels),
+                            ("disc_channels", self.disc_channels)):  # fmt: skip
+            _require(all(w > 0 for w in widths), f"model.{key}", "widths must be > 0")
+        _require(0 <= self.leaky_slope < 1, "model.leaky_slope", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Image sizes of the two training sets and the style image (paper §3.1).
+
+    Attributes:
+        global_input_size: side of the low-resolution full-image input x in X^(2).
+        global_target_size: side of y_c, the high-resolution version of x (Eq. 2).
+        patch_size: side of a shop-photo patch in X^(1).
+        patch_stride: stride between neighbouring patches.
+        style_size: side of the style image y_s.
+        patch_mask_fraction: a patch is kept only if at least this fraction of it lies inside
+            the garment mask (0 keeps every patch; applies when masks are given).
+    """
+
+    global_input_size: int = 72
+    global_target_size: int = 288
+    patch_size: int = 128
+    patch_stride: int = 16
+    style_size: int = 256
+    patch_mask_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("global_input_size", "global_target_size", "patch_size", "patch_stride",
+                     "style_size"):  # fmt: skip
+            _require(getattr(self, name) >= 8, f"data.{name}", "must be >= 8")
+        _require(
+            self.global_target_size >= self.global_input_size,
+            "data.global_target_size",
+            "must be >= data.global_input_size (y_c is the higher-resolution version of x)",
+        )
+        _require(
+            self.style_size >= self.patch_size,
+            "data.style_size",
+            "must be >= data.patch_size (real patches are crops of the style image)",
+        )
+        _require(0 <= self.patch_mask_fraction <= 1, "data.patch_mask_fraction", "must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Algorithm 1's schedule and optimisers.
+
+    Attributes:
+        mode: ``full`` (Algorithm 1), ``global_only`` (FeedS-like baseline) or ``patch_only``
+            (MGAN-like baseline: GAN initialisation, then patch steps).
+        gan_init_steps: iterations of GAN initialisation (Algorithm 1 line 2).
+        alternations: T.
+        global_steps: tau^(2), global steps per alternation (lines 5-8).
+        patch_steps: tau^(1), patch steps per alternation (lines 10-13).
+        global_only_steps: iterations of the ``global_only`` mode (paper: 40,000).
+        batch_size: images (or patches) per step.
+        lr_gan: Adam learning rate of D_e and varphi_s during GAN initialisation.
+        lr_global: eta^(2), learning rate of the global phase (Eq. 8).
+        lr_patch: eta^(1), learning rate of the patch phase (Eq. 9).
+        checkpoint_every: save the resume state every this many steps (0: only at the end).
+        sample_every: render held-out samples every this many steps (0: only at the end).
+        seed: seeds every random choice of a run (weights of D_e and varphi_s, data order).
+    """
+
+    mode: Mode = "full"
+    gan_init_steps: int = 3000
+    alternations: int = 1
+    global_steps: int = 3000
+    patch_steps: int = 3000
+    global_only_steps: int = 40000
+    batch_size: int = 4
+    lr_gan: float = 1e-3
+    lr_global: float = 1e-3
+    lr_patch: float = 1e-3
+    checkpoint_every: int = 500
+    sample_every: int = 500
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(
+            self.mode in ("full", "global_only", "patch_only"),
+            "schedule.mode",
+            f"{self.mode!r} is not one of full, global_only, patch_only",
+        )
+        for name in ("gan_init_steps", "alternations", "global_steps", "patch_steps",
+                     "global_only_steps", "checkpoint_every", "sample_every", "seed"):  # fmt: skip
+            _require(getattr(self, name) >= 0, f"schedule.{name}", "must be >= 0")
+        _require(self.batch_size >= 1, "schedule.batch_size", "must be >= 1")
+        for name in ("lr_gan", "lr_global", "lr_patch"):
+            _require(0 < getattr(self, name) < 1, f"schedule.{name}", "must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything needed to train one style's generator."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
+    """Builds a config dataclass from plain data, naming any unknown or mistyped key.
+
+    Args:
+        cls: the dataclass to build (e.g. :class:`TrainConfig`).
+        data: plain values as loaded from YAML or produced by ``dataclasses.asdict``.
+        prefix: dotted path of ``data`` inside the whole tree, for error messages.
+
+    Raises:
+        ConfigError: a key is unknown, or a value has the wrong type or is out of range.
+    """
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = prefix or cls.__name__
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(names)}")
+    kwargs = {k: _coerce(hints[k], v, f"{prefix}{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, prefix=f"{key}.")
+    origin = get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = {a for a in get_args(hint) if a is not Ellipsis}
+        return tuple(_coerce(item, v, key) for v in value)
+    if origin is Literal:
+        if value not in get_args(hint):
+            raise ConfigError(f"{key}: {value!r} is not one of {list(get_args(hint))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(hint, type) and not isinstance(value, hint) or (
+        hint is int and isinstance(value, bool)
+    ):
+        raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain, YAML/JSON-friendly form of a config (tuples become lists)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def replace(cfg: T, **sections: dict[str, Any]) -> T:
+    """Copy of a :class:`TrainConfig` with some keys of some sections overridden.
+
+    Example: ``replace(cfg, schedule={"gan_init_steps": 10})``.
+    """
+    merged = to_dict(cfg)
+    for section, values in sections.items():
+        if section not in merged:
+            raise ConfigError(f"{section}: unknown config section; known are {sorted(merged)}")
+        merged[section] = {**merged[section], **values}
+    return from_dict(type(cfg), merged)

@@ -1,0 +1,178 @@
+"""Losses of the discriminator D (paper §2.3) and the GAN objective (§2.4, Eq. 7).
+
+Code (paper):
+    gram                      Gram_k^phi (Eq. 3), normalised by C_k H_k W_k as in Johnson et al.
+    content_loss              l_content^(2), Eq. 2 (global content, phi_j)
+    style_loss                l_style^(2), Eq. 3 (global style, phi_k)
+    patch_content_loss        l_content^(1), Eq. 4 (patch content, varphi_c)
+    patch_style_loss          l_style^(1), Eq. 5 (hinge on varphi_s's neural-patch scores s_i)
+    global_loss               L^(2) = lambda_2 l_style^(2) + lambda_3 l_content^(2) (Eq. 1)
+    patch_loss                L^(1) = l_style^(1) + lambda_1 l_content^(1) (Eq. 1)
+    discriminator_gan_loss    -V(D, G) of Eq. 7 for varphi_s (real: style patches)
+    generator_gan_loss        the generator's side of Eq. 7 (non-saturating form)
+
+Two normalisations (``LossConfig.normalize``): ``paper`` divides squared distances by the
+feature size as Eq. 2-4 do; ``relative`` divides each by the squared norm of its target
+(scale free), which random VGG weights need (docs/paper_map.md, "Deviations").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fsg_ray.config import LossConfig
+
+
+def gram(features: Tensor, centered: bool = False) -> Tensor:
+    """Gram matrix Gram_k(y) = F F^T / (C H W) of features (B, C, H, W) -> (B, C, C).
+
+    Args:
+        features: activations phi_k(y).
+        centered: subtract each channel's spatial mean first (a covariance Gram).
+    """
+    b, c, h, w = features.shape
+    f = features.float().reshape(b, c, h * w)  # (B, C, HW)
+    if centered:
+        f = f - f.mean(dim=2, keepdim=True)
+    return f @ f.transpose(1, 2) / (c * h * w)  # (B, C, C)
+
+
+def _distance(pred: Tensor, target: Tensor, normalize: str) -> Tensor:
+    """Squared distance per sample, averaged over the batch.
+
+    ``paper``: ||pred - target||^2 / numel (per sample); ``relative``: divided by ||target||^2.
+    """
+    diff = (pred.float() - target.float()).flatten(1).pow(2).sum(dim=1)  # (B,)
+    if normalize == "relative":
+        return (diff / target.float().flatten(1).pow(2).sum(dim=1).clamp_min(1e-12)).mean()
+    return diff.mean() / pred[0].numel()
+
+
+def content_loss(pred: Tensor, target: Tensor, normalize: str = "paper") -> Tensor:
+    """l_content^(2), Eq. 2: ||phi_j(y_hat) - phi_j(y_c)||^2 / (C_j H_j W_j), batch mean."""
+    return _distance(pred, target, normalize)
+
+
+@dataclass(frozen=True)
+class StyleTargets:
+    """Statistics of the style image y_s, computed once before training (fast_neural_style).
+
+    Attributes:
+        grams: layer -> Gram of y_s, (1, C, C).
+        means: layer -> channel means of phi_k(y_s), (1, C).
+    """
+
+    grams: dict[str, Tensor]
+    means: dict[str, Tensor]
+
+
+def style_targets(features: dict[str, Tensor], cfg: LossConfig) -> StyleTargets:
+    """Gram and mean targets of the style image's features, per style layer."""
+    grams = {k: gram(features[k], cfg.gram == "centered").detach() for k in cfg.style_layers}
+    means = {k: features[k].float().mean(dim=(2, 3)).detach() for k in cfg.style_layers}
+    return StyleTargets(grams, means)
+
+
+def style_loss(features: dict[str, Tensor], targets: StyleTargets, cfg: LossConfig) -> Tensor:
+    """l_style^(2), Eq. 3: ||Gram_k(y_hat) - Gram_k(y_s)||_F^2, summed over the style layers.
+
+    With ``paper`` normalisation the Gram is divided by C_k H_k W_k (so the loss does not
+    depend on image size: y_hat is 288 px, y_s 256 px), and the squared Frobenius norm is
+    taken as written. ``mean_weight`` adds a channel-mean term per layer (0 in the paper).
+    """
+    total = torch.zeros((), device=next(iter(features.values())).device)
+    for k in cfg.style_layers:
+        g = gram(features[k], cfg.gram == "centered")  # (B, C, C)
+        target = targets.grams[k].expand_as(g)
+        if cfg.normalize == "relative":
+            total = total + _distance(g, target, "relative")
+        else:
+            total = total + (g - target).pow(2).sum(dim=(1, 2)).mean()
+        if cfg.mean_weight > 0:
+            mu = features[k].float().mean(dim=(2, 3))  # (B, C)
+            mu_loss = _distance(mu, targets.means[k].expand_as(mu), cfg.normalize)
+            total = total + cfg.mean_weight * mu_loss
+    return total
+
+
+def patch_content_loss(pred: Tensor, target: Tensor, normalize: str = "paper") -> Tensor:
+    """l_content^(1), Eq. 4: (1/N) sum_i ||varphi_c(Psi_i(y_hat)) - varphi_c(Psi_i(y_c))||^2.
+
+    Each training sample of the patch stage is one patch Psi_i, so N is the batch size;
+    each patch's distance is divided by its feature size "in the similar way as Eq. (2)".
+    """
+    return _distance(pred, target, normalize)
+
+
+def patch_style_loss(scores: Tensor) -> Tensor:
+    """l_style^(1), Eq. 5: (1/N) sum_i max(0, 1 - s_i) over every neural patch's score."""
+    return F.relu(1.0 - scores.float()).mean()
+
+
+def global_loss(
+    feats_hat: dict[str, Tensor],
+    feats_c: dict[str, Tensor],
+    targets: StyleTargets,
+    cfg: LossConfig,
+) -> tuple[Tensor, dict[str, float]]:
+    """L^(2) = lambda_2 l_style^(2) + lambda_3 l_content^(2) (Eq. 1-3).
+
+    Args:
+        feats_hat: phi taps of the generated image y_hat.
+        feats_c: phi content taps of the content image y_c.
+        targets: style statistics of y_s.
+        cfg: layers, weights and normalisation.
+
+    Returns:
+        The loss and its parts as floats, for logging.
+    """
+    l_style = style_loss(feats_hat, targets, cfg)
+    l_content = sum(
+        (content_loss(feats_hat[j], feats_c[j], cfg.normalize) for j in cfg.content_layers),
+        start=torch.zeros((), device=l_style.device),
+    )
+    total = cfg.style_weight * l_style + cfg.content_weight * l_content
+    return total, {"global_style": float(l_style.detach()), "global_content": float(l_content.detach())}
+
+
+def patch_loss(
+    scores: Tensor, feat_hat: Tensor, feat_c: Tensor, cfg: LossConfig
+) -> tuple[Tensor, dict[str, float]]:
+    """L^(1) = l_style^(1) + lambda_1 l_content^(1) (Eq. 1, 4, 5).
+
+    Args:
+        scores: varphi_s logits of y_hat's neural patches, (B, 1, h, w).
+        feat_hat: varphi_c features of y_hat.
+        feat_c: varphi_c features of y_c = x.
+        cfg: weights and normalisation.
+    """
+    l_style = patch_style_loss(scores)
+    l_content = patch_content_loss(feat_hat, feat_c, cfg.normalize)
+    total = cfg.patch_style_weight * l_style + cfg.patch_content_weight * l_content
+    return total, {"patch_style": float(l_style.detach()), "patch_content": float(l_content.detach())}
+
+
+def discriminator_gan_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """-V(D, G) of Eq. 7 for varphi_s: -(E log D(real) + E log(1 - D(fake))), per patch."""
+    real = F.binary_cross_entropy_with_logits(
+        real_scores.float(), torch.ones_like(real_scores, dtype=torch.float32)
+    )
+    fake = F.binary_cross_entropy_with_logits(
+        fake_scores.float(), torch.zeros_like(fake_scores, dtype=torch.float32)
+    )
+    return real + fake
+
+
+def generator_gan_loss(fake_scores: Tensor) -> Tensor:
+    """The generator's side of Eq. 7, in Goodfellow et al.'s non-saturating form.
+
+    min log(1 - D(G(z))) has vanishing gradients while D wins early on; maximising
+    log D(G(z)) has the same fixed point (Goodfellow et al. 2014, §3).
+    """
+    return F.binary_cross_entropy_with_logits(
+        fake_scores.float(), torch.ones_like(fake_scores, dtype=torch.float32)
+    )
