@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fsg_ray import transforms as T
+
+
+def test_patchify_counts_and_content() -> None:
+    img = torch.arange(3 * 48 * 64, dtype=torch.float32).reshape(3, 48, 64)
+    patches = T.patchify(img, size=32, stride=16)
+    # (48 - 32) / 16 + 1 = 2 rows, (64 - 32) / 16 + 1 = 3 columns
+    assert patches.shape == (6, 3, 32, 32)
+    assert torch.equal(patches[0], img[:, :32, :32])
+    assert torch.equal(patches[4], img[:, 16:48, 16:48])  # row 1, column 1
+    assert torch.equal(patches[5], img[:, 16:48, 32:64])
+
+
+def test_patchify_keeps_only_patches_inside_the_mask() -> None:
+    img = torch.rand(3, 32, 64)
+    mask = torch.zeros(32, 64)
+    mask[:, :32] = 1  # left half is garment
+    kept = T.patchify(img, 32, 16, mask, min_fraction=0.9)
+    assert kept.shape[0] == 1 and torch.equal(kept[0], img[:, :, :32])
+    assert T.patchify(img, 32, 16, mask, min_fraction=0.5).shape[0] == 2  # the half-covered one too
+
+
+def test_patchify_errors() -> None:
+    with pytest.raises(ValueError, match="smaller than one 32px patch"):
+        T.patchify(torch.rand(3, 20, 40), 32, 16)
+    with pytest.raises(ValueError, match="mask is"):
+        T.patchify(torch.rand(3, 32, 32), 32, 16, torch.ones(10, 10), 0.5)
+
+
+def test_random_global_pair_sizes_and_consistency() -> None:
+    img = torch.rand(3, 100, 80)
+    gen = torch.Generator().manual_seed(0)
+    x, y_c = T.random_global_pair(img, low=18, high=72, gen=gen)
+    assert x.shape == (3, 18, 18) and y_c.shape == (3, 72, 72)
+    assert torch.allclose(x, T.resize(y_c, 18))  # x is the low-resolution version of y_c
+    again = T.random_global_pair(img, 18, 72, torch.Generator().manual_seed(0))
+    assert torch.equal(again[1], y_c)
+
+
+def test_resize_short_side_keeps_aspect() -> None:
+    assert T.resize_short_side(torch.rand(3, 100, 200), 50).shape == (3, 50, 100)
+    assert T.resize(torch.rand(2, 3, 10, 10), (4, 6)).shape == (2, 3, 4, 6)
