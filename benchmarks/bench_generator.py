@@ -59,7 +59,9 @@ def bench_generator(gen: Generator, size: int, batch: int, repeats: int, device)
     return batch * repeats / (time.perf_counter() - t0)
 
 
-def bench_gatys(phi: VGG19Features, cfg: C.LossConfig, size: int, iters: int, device) -> tuple[float, int]:
+def bench_gatys(
+    phi: VGG19Features, cfg: C.LossConfig, size: int, iters: int, device
+) -> tuple[float, int]:
     """Images per second of Gatys optimisation, and the number of phi evaluations it made."""
     content = torch.rand(1, 3, size, size, device=device)
     style = torch.rand(1, 3, 256, 256, device=device)
@@ -77,7 +79,9 @@ def write_docs(section: str, text: str) -> None:
     doc = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
     block = f"{begin}\n{text.strip()}\n{end}"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    doc = pattern.sub(lambda _: block, doc) if pattern.search(doc) else f"{doc.rstrip()}\n\n{block}\n"
+    doc = (
+        pattern.sub(lambda _: block, doc) if pattern.search(doc) else f"{doc.rstrip()}\n\n{block}\n"
+    )
     DOCS.write_text(doc)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -187,7 +187,6 @@ def gan_step(
     D_e learns to fool it while keeping x's content (Eq. 4), as in MGAN. E_n stays frozen.
     """
     lc, device = cfg.loss, x.device
-    taps = (lc.disc_layer, lc.patch_content_layer)
     # D step: varphi_s on real style patches and on G(x).detach().
     nets.disc.train().requires_grad_(True)
     with torch.no_grad(), autocast(device):
@@ -202,17 +201,18 @@ def gan_step(
     # G step: D_e against a frozen varphi_s, plus patch content.
     nets.disc.requires_grad_(False)
     with autocast(device):
-        fake = nets.gen(x)
-        feats = nets.phi(fake, taps)
-        with torch.no_grad():
-            target = nets.phi(x, (lc.patch_content_layer,))[lc.patch_content_layer]
-        adv = losses.generator_gan_loss(nets.disc(feats[lc.disc_layer]))
-        content = losses.patch_content_loss(feats[lc.patch_content_layer], target, lc.normalize)
+        disc_feat, feat_hat, target = patch_features(nets, nets.gen(x), x, cfg)
+        adv = losses.generator_gan_loss(nets.disc(disc_feat))
+        content = losses.patch_content_loss(feat_hat, target, lc.normalize)
         g_loss = lc.adversarial_weight * adv + lc.patch_content_weight * content
     opts.gan_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opts.gan_g.step()
-    return {"gan_d": float(d_loss.detach()), "gan_g": float(adv.detach()), "patch_content": float(content.detach())}
+    return {
+        "gan_d": float(d_loss.detach()),
+        "gan_g": float(adv.detach()),
+        "patch_content": float(content.detach()),
+    }
 
 
 def global_step(
@@ -233,10 +233,14 @@ def global_step(
     x_up = F.interpolate(x_low, size=y_c.shape[-2:], mode="bicubic", align_corners=False)
     with autocast(device):
         y_hat = nets.gen(x_up.clamp(0, 1))
-        feats_hat = nets.phi(y_hat, lc.style_layers + lc.content_layers)
+        if lc.content_luminance:
+            style_hat = nets.phi(y_hat, lc.style_layers)
+            content_hat = nets.phi(losses.luminance(y_hat), lc.content_layers)
+        else:  # one pass serves both
+            style_hat = content_hat = nets.phi(y_hat, lc.style_layers + lc.content_layers)
         with torch.no_grad():
-            feats_c = nets.phi(y_c, lc.content_layers)
-        loss, parts = losses.global_loss(feats_hat, feats_c, targets, lc)
+            content_c = nets.phi(losses.content_view(y_c, lc), lc.content_layers)
+        loss, parts = losses.global_loss(style_hat, content_hat, content_c, targets, lc)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -253,16 +257,32 @@ def patch_step(
     lc, device = cfg.loss, x.device
     nets.disc.eval().requires_grad_(False)
     with autocast(device):
-        y_hat = nets.gen(x)
-        feats = nets.phi(y_hat, (lc.disc_layer, lc.patch_content_layer))
-        with torch.no_grad():
-            target = nets.phi(x, (lc.patch_content_layer,))[lc.patch_content_layer]
-        scores = nets.disc(feats[lc.disc_layer])
-        loss, parts = losses.patch_loss(scores, feats[lc.patch_content_layer], target, lc)
+        disc_feat, feat_hat, target = patch_features(nets, nets.gen(x), x, cfg)
+        scores = nets.disc(disc_feat)
+        loss, parts = losses.patch_loss(scores, feat_hat, target, lc)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     return {"patch": float(loss.detach()), **parts}
+
+
+def patch_features(
+    nets: Nets, y_hat: Tensor, x: Tensor, cfg: TrainConfig
+) -> tuple[Tensor, Tensor, Tensor]:
+    """What the patch losses read: varphi_s's input tap of y_hat, and varphi_c of y_hat and
+    of y_c = x (Eq. 4; the target without gradient). One VGG pass when content is in colour.
+    """
+    lc = cfg.loss
+    with torch.no_grad():
+        target = nets.phi(losses.content_view(x, lc), (lc.patch_content_layer,))
+    if lc.content_luminance:
+        disc_feat = nets.phi(y_hat, (lc.disc_layer,))[lc.disc_layer]
+        content_hat = nets.phi(losses.luminance(y_hat), (lc.patch_content_layer,))
+    else:
+        feats = nets.phi(y_hat, (lc.disc_layer, lc.patch_content_layer))
+        disc_feat, content_hat = feats[lc.disc_layer], feats
+    tap = lc.patch_content_layer
+    return disc_feat, content_hat[tap], target[tap]
 
 
 def compute_style_targets(nets: Nets, style: Tensor, cfg: TrainConfig) -> losses.StyleTargets:

@@ -52,7 +52,7 @@ def gatys(
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     with torch.no_grad():
         targets = losses.style_targets(phi(style, cfg.style_layers), cfg)
-        feats_c = phi(content, cfg.content_layers)
+        content_c = phi(losses.content_view(content, cfg), cfg.content_layers)
     image = content.detach().clone().requires_grad_(True)
     # Tolerances below zero: run exactly `iterations` iterations, as the paper counts them.
     opt = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations, tolerance_grad=-1,
@@ -61,8 +61,9 @@ def gatys(
 
     def closure() -> Tensor:
         opt.zero_grad(set_to_none=True)
-        feats = phi(image, cfg.style_layers + cfg.content_layers)
-        loss, _ = losses.global_loss(feats, feats_c, targets, cfg)
+        style_hat = phi(image, cfg.style_layers)
+        content_hat = phi(losses.content_view(image, cfg), cfg.content_layers)
+        loss, _ = losses.global_loss(style_hat, content_hat, content_c, targets, cfg)
         loss.backward()
         history.append(float(loss.detach()))
         return loss

@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--style", default="leopard", choices=synthetic.STYLE_NAMES,
                       help="synthetic style texture to train (default: leopard)")  # fmt: skip
     demo.add_argument("--seed", type=int, default=0, help="seed of data, weights and order")
-    demo.add_argument("--quick", action="store_true",
-                      help="a few steps only: checks the pipeline end to end in seconds")  # fmt: skip
+    demo.add_argument(
+        "--quick", action="store_true", help="a few steps only: checks the pipeline in seconds"
+    )
     demo.set_defaults(func=_demo)
     return parser
 

@@ -64,6 +64,8 @@ class LossConfig:
             the paper.
         normalize: ``paper`` divides as Eq. 2-4 do (by C*H*W, N); ``relative`` divides each
             term by the squared norm of its target, so terms are scale free.
+        content_luminance: compare content (Eq. 2, 4) on luminance images, so the content
+            terms keep shape and shading but leave colour to the style; False in the paper.
         style_weight: lambda_2 (global style).
         content_weight: lambda_3 (global content).
         patch_content_weight: lambda_1 (patch content).
@@ -78,6 +80,7 @@ class LossConfig:
     gram: Literal["plain", "centered"] = "plain"
     mean_weight: float = 0.0
     normalize: Literal["paper", "relative"] = "paper"
+    content_luminance: bool = False
     style_weight: float = 5.0
     content_weight: float = 1.0
     patch_content_weight: float = 1.0
@@ -108,6 +111,7 @@ class LossConfig:
             gram="centered",
             mean_weight=1.0,
             normalize="relative",
+            content_luminance=True,
             style_weight=1.0,
             content_weight=1.0,
             patch_content_weight=1.0,
@@ -142,7 +146,7 @@ class ModelConfig:
         _require(
             bool(_VGG_WEIGHTS.match(self.vgg_weights)),
             "model.vgg_weights",
-            f"{self.vgg_weights!r} is not 'imagenet', 'random:<seed>' or a path/URI of a state dict",
+            f"{self.vgg_weights!r} is not 'imagenet', 'random:<seed>' or a state dict's path/URI",
         )
         _require(len(self.decoder_channels) == 4, "model.decoder_channels", "needs 4 widths")
         _require(len(self.disc_channels) >= 1, "model.disc_channels", "needs at least 1 width")
@@ -187,7 +191,9 @@ class DataConfig:
             "data.style_size",
             "must be >= data.patch_size (real patches are crops of the style image)",
         )
-        _require(0 <= self.patch_mask_fraction <= 1, "data.patch_mask_fraction", "must be in [0, 1]")
+        _require(
+            0 <= self.patch_mask_fraction <= 1, "data.patch_mask_fraction", "must be in [0, 1]"
+        )
 
 
 @dataclass(frozen=True)
@@ -265,7 +271,9 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
     """
     data = {} if data is None else data
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or cls.__name__}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(
+            f"{prefix or cls.__name__}: expected a mapping, got {type(data).__name__}"
+        )
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
@@ -277,7 +285,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_dict(hint, value, prefix=f"{key}.")
     origin = get_origin(hint)
     if origin is tuple:
@@ -293,8 +301,10 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         return value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if isinstance(hint, type) and not isinstance(value, hint) or (
-        hint is int and isinstance(value, bool)
+    if (
+        isinstance(hint, type)
+        and not isinstance(value, hint)
+        or (hint is int and isinstance(value, bool))
     ):
         raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")
     return value
@@ -302,6 +312,7 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """Plain, YAML/JSON-friendly form of a config (tuples become lists)."""
+
     def plain(v: Any) -> Any:
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]

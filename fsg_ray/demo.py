@@ -42,12 +42,26 @@ def demo_config(quick: bool = False, seed: int = 0) -> C.TrainConfig:
     return C.TrainConfig(
         model=C.ModelConfig(vgg_weights="random:0"),
         loss=C.LossConfig.random_vgg(),
-        data=C.DataConfig(global_input_size=24, global_target_size=96, patch_size=64,
-                          patch_stride=16, style_size=128, patch_mask_fraction=0.5),  # fmt: skip
-        schedule=C.ScheduleConfig(gan_init_steps=steps[0], global_steps=steps[1],
-                                  patch_steps=steps[2], batch_size=4, lr_gan=2e-3,
-                                  lr_global=2e-3, lr_patch=2e-3, checkpoint_every=100,
-                                  sample_every=100, seed=seed),  # fmt: skip
+        data=C.DataConfig(
+            global_input_size=24,
+            global_target_size=96,
+            patch_size=64,
+            patch_stride=16,
+            style_size=128,
+            patch_mask_fraction=0.5,
+        ),  # fmt: skip
+        schedule=C.ScheduleConfig(
+            gan_init_steps=steps[0],
+            global_steps=steps[1],
+            patch_steps=steps[2],
+            batch_size=4,
+            lr_gan=2e-3,
+            lr_global=2e-3,
+            lr_patch=2e-3,
+            checkpoint_every=100,
+            sample_every=100,
+            seed=seed,
+        ),  # fmt: skip
     )
 
 

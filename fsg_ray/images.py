@@ -34,8 +34,7 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, name: str = "<bytes>
         w, h = img.size  # read from the header; no pixels decoded yet
         if w * h > max_pixels:
             raise ImageDecodeError(f"{name}: {w}x{h} px exceeds the limit of {max_pixels} pixels")
-        img = ImageOps.exif_transpose(img)
-        return _to_rgb(img)
+        return _to_rgb(ImageOps.exif_transpose(img))
     except ImageDecodeError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:

@@ -46,14 +46,13 @@ class InMemoryBatches:
 
     def global_batch(self) -> tuple[Tensor, Tensor]:
         idx = torch.randint(0, len(self.full), (self.batch_size,), generator=self.gen).tolist()
-        c = self.cfg
-        pairs = [transforms.random_global_pair(self.full[i], c.global_input_size,
-                                               c.global_target_size, self.gen) for i in idx]  # fmt: skip
+        low, high = self.cfg.global_input_size, self.cfg.global_target_size
+        pairs = [transforms.random_global_pair(self.full[i], low, high, self.gen) for i in idx]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
     def patch_batch(self) -> Tensor:
         """The next batch of an epoch-wise seeded shuffle of all patches."""
-        picked = []
+        picked: list[int] = []
         while len(picked) < self.batch_size:
             if self.cursor == len(self.order):
                 self.order, self.cursor = torch.randperm(len(self.patches), generator=self.gen), 0
@@ -89,13 +88,13 @@ def load_folder(folder: str | Path, max_side: int) -> list[Tensor]:
         except images.ImageDecodeError as e:
             log.warning("skipping %s", e)
             continue
-        out.append(transforms.resize_short_side(img, max_side) if min(img.shape[-2:]) > max_side else img)
+        out.append(
+            transforms.resize_short_side(img, max_side) if min(img.shape[-2:]) > max_side else img
+        )
     return out
 
 
-def shop_patches(
-    shop_dir: str | Path, mask_dir: str | Path | None, cfg: DataConfig
-) -> Tensor:
+def shop_patches(shop_dir: str | Path, mask_dir: str | Path | None, cfg: DataConfig) -> Tensor:
     """All X^(1) patches of the shop photos in a folder (masks matched by file stem)."""
     side = 2 * cfg.patch_size  # shop photos are brought to twice the patch side
     masks = {p.stem: p for p in list_images(mask_dir)} if mask_dir else {}
@@ -106,7 +105,9 @@ def shop_patches(
             mask = None
             if path.stem in masks:
                 m = images.mask_to_tensor(images.load_image(masks[path.stem]))
-                mask = transforms.resize(m[None].expand(3, -1, -1), img.shape[-2:])[0].round()
+                mask = transforms.resize(m[None].expand(3, -1, -1), (img.shape[1], img.shape[2]))[
+                    0
+                ].round()
         except images.ImageDecodeError as e:
             log.warning("skipping %s", e)
             continue

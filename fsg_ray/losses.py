@@ -27,6 +27,18 @@ from torch import Tensor
 from fsg_ray.config import LossConfig
 
 
+def luminance(img: Tensor) -> Tensor:
+    """Rec. 601 luma of images (B, 3, H, W), repeated on 3 channels for the VGG input."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=img.device, dtype=img.dtype)
+    y = (img * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+    return y.expand(-1, 3, -1, -1)
+
+
+def content_view(img: Tensor, cfg: LossConfig) -> Tensor:
+    """What the content losses (Eq. 2, 4) look at: the image, or its luminance."""
+    return luminance(img) if cfg.content_luminance else img
+
+
 def gram(features: Tensor, centered: bool = False) -> Tensor:
     """Gram matrix Gram_k(y) = F F^T / (C H W) of features (B, C, H, W) -> (B, C, C).
 
@@ -114,29 +126,34 @@ def patch_style_loss(scores: Tensor) -> Tensor:
 
 
 def global_loss(
-    feats_hat: dict[str, Tensor],
-    feats_c: dict[str, Tensor],
+    style_hat: dict[str, Tensor],
+    content_hat: dict[str, Tensor],
+    content_c: dict[str, Tensor],
     targets: StyleTargets,
     cfg: LossConfig,
 ) -> tuple[Tensor, dict[str, float]]:
     """L^(2) = lambda_2 l_style^(2) + lambda_3 l_content^(2) (Eq. 1-3).
 
     Args:
-        feats_hat: phi taps of the generated image y_hat.
-        feats_c: phi content taps of the content image y_c.
+        style_hat: phi style taps of the generated image y_hat.
+        content_hat: phi content taps of y_hat (of its luminance if ``content_luminance``).
+        content_c: the same taps of the content image y_c.
         targets: style statistics of y_s.
         cfg: layers, weights and normalisation.
 
     Returns:
         The loss and its parts as floats, for logging.
     """
-    l_style = style_loss(feats_hat, targets, cfg)
+    l_style = style_loss(style_hat, targets, cfg)
     l_content = sum(
-        (content_loss(feats_hat[j], feats_c[j], cfg.normalize) for j in cfg.content_layers),
+        (content_loss(content_hat[j], content_c[j], cfg.normalize) for j in cfg.content_layers),
         start=torch.zeros((), device=l_style.device),
     )
     total = cfg.style_weight * l_style + cfg.content_weight * l_content
-    return total, {"global_style": float(l_style.detach()), "global_content": float(l_content.detach())}
+    return total, {
+        "global_style": float(l_style.detach()),
+        "global_content": float(l_content.detach()),
+    }
 
 
 def patch_loss(
@@ -153,7 +170,10 @@ def patch_loss(
     l_style = patch_style_loss(scores)
     l_content = patch_content_loss(feat_hat, feat_c, cfg.normalize)
     total = cfg.patch_style_weight * l_style + cfg.patch_content_weight * l_content
-    return total, {"patch_style": float(l_style.detach()), "patch_content": float(l_content.detach())}
+    return total, {
+        "patch_style": float(l_style.detach()),
+        "patch_content": float(l_content.detach()),
+    }
 
 
 def discriminator_gan_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:

@@ -81,7 +81,7 @@ def random_vgg_state(seed: int) -> dict[str, Tensor]:
             w = torch.empty_like(module.weight)
             nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu", generator=gen)
             state[f"features.{idx}.weight"] = w
-            state[f"features.{idx}.bias"] = torch.zeros_like(module.bias)
+            state[f"features.{idx}.bias"] = torch.zeros(module.out_channels)
     return state
 
 
@@ -162,6 +162,9 @@ class VGG19Features(nn.Module):
     Takes images in [0, 1] and applies ImageNet normalisation itself.
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, state: dict[str, Tensor], upto: str) -> None:
         super().__init__()
         self.names = vgg_layer_names()[: vgg_layer_names().index(upto) + 1]
@@ -211,7 +214,10 @@ class Decoder(nn.Module):
         super().__init__()
         layers = _conv_block(512, channels[0], slope)
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), *_conv_block(c_in, c_out, slope)]
+            layers += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                *_conv_block(c_in, c_out, slope),
+            ]
         layers += [nn.Conv2d(channels[-1], 3, 3, padding=1, padding_mode="replicate"), nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
 

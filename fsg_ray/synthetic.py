@@ -108,8 +108,12 @@ def _shirt(rng: Rng) -> _Shape:
     right = neck + [tuple(p) for p in (shoulder, outer_top, outer_bot, armpit)]
     right += [(w + rng.uniform(0.0, 0.02), bottom), (0.0, bottom)]
     cuff: Points = [tuple(outer_top - 0.03 * d), tuple(outer_bot - 0.03 * d)]
-    details = [_Detail(neck + _flip(neck[::-1])[1:], 0.35, 0.025), _Detail(cuff, 0.25, 0.012),
-               _Detail(_flip(cuff), 0.25, 0.012), _band(-w, w, bottom - 0.035, bottom - 0.025, 0.2)]
+    details = [
+        _Detail(neck + _flip(neck[::-1])[1:], 0.35, 0.025),
+        _Detail(cuff, 0.25, 0.012),
+        _Detail(_flip(cuff), 0.25, 0.012),
+        _band(-w, w, bottom - 0.035, bottom - 0.025, 0.2),
+    ]
     outline = [_mirror(right)]
     if long and rng.random() < 0.6:  # button-down shirt: collar, placket, buttons
         (x0, y0), yc = neck[-1], neck[0][1]
@@ -117,8 +121,10 @@ def _shirt(rng: Rng) -> _Shape:
         outline += [collar, _flip(collar)]
         details += [_Detail(c + c[:1], 0.4, 0.008) for c in (collar, _flip(collar))]
         details += [_Detail([(0.0, yc), (0.0, bottom)], 0.3, 0.008)]
-        details += [_band(0.012, 0.028, y - 0.008, y + 0.008, 0.5)
-                    for y in np.linspace(yc + 0.06, bottom - 0.06, 6)]
+        details += [
+            _band(0.012, 0.028, y - 0.008, y + 0.008, 0.5)
+            for y in np.linspace(yc + 0.06, bottom - 0.06, 6)
+        ]
     return _Shape(outline, details, w)
 
 
@@ -128,12 +134,21 @@ def _dress(rng: Rng) -> _Shape:
     waist_w = bust - rng.uniform(0.02, 0.035)
     neck = _neckline(rng, top)
     strap = neck[-1][0] + rng.uniform(0.03, 0.06)
-    right = neck + [(strap, top), (bust - 0.01, top + 0.09), (bust + 0.01, top + 0.16),
-                    (bust, waist - 0.1), (waist_w, waist),
-                    (waist_w + 0.4 * (hem_w - waist_w), waist + 0.4 * (hem - waist)),
-                    (hem_w, hem), (hem_w * 0.5, hem + 0.025), (0.0, hem + 0.03)]
-    details = [_Detail(neck + _flip(neck[::-1])[1:], 0.3, 0.015),
-               _Detail([(-waist_w, waist), (waist_w, waist)], 0.35, 0.02)]
+    right = neck + [
+        (strap, top),
+        (bust - 0.01, top + 0.09),
+        (bust + 0.01, top + 0.16),
+        (bust, waist - 0.1),
+        (waist_w, waist),
+        (waist_w + 0.4 * (hem_w - waist_w), waist + 0.4 * (hem - waist)),
+        (hem_w, hem),
+        (hem_w * 0.5, hem + 0.025),
+        (0.0, hem + 0.03),
+    ]
+    details = [
+        _Detail(neck + _flip(neck[::-1])[1:], 0.3, 0.015),
+        _Detail([(-waist_w, waist), (waist_w, waist)], 0.35, 0.02),
+    ]
     return _Shape([_mirror(right)], details, 0.5 * (bust + hem_w))
 
 
@@ -141,33 +156,61 @@ def _trousers(rng: Rng) -> _Shape:
     top, hem, band = -0.44, 0.46, 0.05
     waist, outer = rng.uniform(0.17, 0.21), rng.uniform(0.16, 0.24)
     inner, crotch = max(0.015, outer - rng.uniform(0.11, 0.16)), rng.uniform(-0.12, -0.05)
-    right = [(0.0, top), (waist, top), (waist + 0.02, -0.25), (outer, hem), (inner, hem),
-             (0.0, crotch)]
-    fly: Points = [(0.0, top + band), (0.0, crotch - 0.02), (0.05, crotch - 0.06),
-                   (0.05, top + band)]
+    right = [
+        (0.0, top),
+        (waist, top),
+        (waist + 0.02, -0.25),
+        (outer, hem),
+        (inner, hem),
+        (0.0, crotch),
+    ]
+    fly: Points = [
+        (0.0, top + band),
+        (0.0, crotch - 0.02),
+        (0.05, crotch - 0.06),
+        (0.05, top + band),
+    ]
     pocket: Points = [(waist - 0.07, top + band), (waist - 0.02, top + 0.15), (waist + 0.02, -0.22)]
-    details = [_band(-waist, waist, top, top + band, 0.2), _Detail(fly, 0.3, 0.008),
-               _Detail(pocket, 0.3, 0.008), _Detail(_flip(pocket), 0.3, 0.008)]
-    details += [_band(x - 0.006, x + 0.006, top, top + band, 0.45)  # belt loops
-                for x in (waist - 0.1, 0.1 - waist)]
+    details = [
+        _band(-waist, waist, top, top + band, 0.2),
+        _Detail(fly, 0.3, 0.008),
+        _Detail(pocket, 0.3, 0.008),
+        _Detail(_flip(pocket), 0.3, 0.008),
+    ]
+    details += [
+        _band(x - 0.006, x + 0.006, top, top + band, 0.45)  # belt loops
+        for x in (waist - 0.1, 0.1 - waist)
+    ]
     return _Shape([_mirror(right)], details, 0.5 * (waist + outer))
 
 
 def _skirt(rng: Rng) -> _Shape:
     top, hem = rng.uniform(-0.36, -0.3), rng.uniform(0.3, 0.4)
     waist, hem_w, band = rng.uniform(0.16, 0.2), rng.uniform(0.3, 0.4), 0.05
-    right = [(0.0, top), (waist, top), (waist + 0.01, top + 0.06), (hem_w, hem),
-             (hem_w * 0.5, hem + 0.02), (0.0, hem + 0.025)]
+    right = [
+        (0.0, top),
+        (waist, top),
+        (waist + 0.01, top + 0.06),
+        (hem_w, hem),
+        (hem_w * 0.5, hem + 0.02),
+        (0.0, hem + 0.025),
+    ]
     hemline: Points = [(-hem_w + 0.02, hem - 0.025), (0.0, hem), (hem_w - 0.02, hem - 0.025)]
     details = [_band(-waist, waist, top, top + band, 0.2), _Detail(hemline, 0.2, 0.01)]
     if rng.random() < 0.5:  # pleats fanning out from the waistband
-        details += [_Detail([(f * waist, top + band), (f * hem_w, hem)], 0.15, 0.008)
-                    for f in np.linspace(-0.8, 0.8, 7)]
+        details += [
+            _Detail([(f * waist, top + band), (f * hem_w, hem)], 0.15, 0.008)
+            for f in np.linspace(-0.8, 0.8, 7)
+        ]
     return _Shape([_mirror(right)], details, 0.5 * (waist + hem_w))
 
 
 _SHAPES: dict[str, Callable[[Rng], _Shape]] = {
-    "shirt": _shirt, "dress": _dress, "trousers": _trousers, "skirt": _skirt}
+    "shirt": _shirt,
+    "dress": _dress,
+    "trousers": _trousers,
+    "skirt": _skirt,
+}
 
 
 # ---------------------------------------------------------------- placing and drawing
@@ -231,8 +274,18 @@ def _draw_details(shape: _Shape, place: _Placement, size: int) -> np.ndarray:
 def _base_colour(rng: Rng) -> np.ndarray:
     """Mostly saturated solid colours, sometimes a neutral (black, navy, grey, beige, denim)."""
     if rng.random() < 0.35:
-        neutrals = np.array([(32, 32, 35), (60, 62, 68), (128, 128, 130), (35, 45, 85),
-                             (200, 180, 150), (55, 85, 135), (215, 212, 205)], np.float32)
+        neutrals = np.array(
+            [
+                (32, 32, 35),
+                (60, 62, 68),
+                (128, 128, 130),
+                (35, 45, 85),
+                (200, 180, 150),
+                (55, 85, 135),
+                (215, 212, 205),
+            ],
+            np.float32,
+        )
         return neutrals[rng.integers(len(neutrals))]
     rgb = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.35, 0.85), rng.uniform(0.35, 0.85))
     return np.array(rgb, np.float32) * 255
@@ -264,8 +317,9 @@ def _folds(rng: Rng, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.minimum(dark, 0.45)
 
 
-def _garment_pixels(rng: Rng, shape: _Shape, place: _Placement, size: int,
-                    mask: Image.Image) -> np.ndarray:
+def _garment_pixels(
+    rng: Rng, shape: _Shape, place: _Placement, size: int, mask: Image.Image
+) -> np.ndarray:
     """Float RGB of the fabric over the whole canvas: colour x shading x folds x seams."""
     u, v = _frame_coords(size, place)
     side = np.minimum(np.abs(u) / shape.half_width, 1.3)
@@ -308,8 +362,9 @@ def _cluttered_background(rng: Rng, size: int) -> np.ndarray:
     return np.asarray(canvas, np.float32) + 8 * rng.standard_normal((size, size, 3), np.float32)
 
 
-def garment(seed: int, size: int = 256, kind: str | None = None,
-            background: str = "plain") -> tuple[Image.Image, Image.Image]:
+def garment(
+    seed: int, size: int = 256, kind: str | None = None, background: str = "plain"
+) -> tuple[Image.Image, Image.Image]:
     """Draws a garment photo and its mask.
 
     Args:
@@ -358,9 +413,14 @@ def _pick(rng: Rng, palettes: Sequence[Sequence[tuple[int, int, int]]]) -> np.nd
 
 def _stripes(rng: Rng, size: int) -> np.ndarray:
     """Bold diagonal stripes in 2-3 colours."""
-    pal = _pick(rng, [[(220, 40, 50), (250, 240, 225), (25, 40, 95)],
-                      [(255, 200, 30), (20, 20, 25)],
-                      [(0, 150, 140), (250, 120, 60), (250, 245, 230)]])
+    pal = _pick(
+        rng,
+        [
+            [(220, 40, 50), (250, 240, 225), (25, 40, 95)],
+            [(255, 200, 30), (20, 20, 25)],
+            [(0, 150, 140), (250, 120, 60), (250, 245, 230)],
+        ],
+    )
     xx, yy = _grid(size)
     a = np.deg2rad(rng.uniform(35, 55))
     u = (xx * np.cos(a) + yy * np.sin(a)) / size * rng.uniform(6, 9)
@@ -370,8 +430,14 @@ def _stripes(rng: Rng, size: int) -> np.ndarray:
 
 def _dots(rng: Rng, size: int) -> np.ndarray:
     """Polka dots on a staggered grid."""
-    bg, dot = _pick(rng, [[(200, 20, 45), (255, 250, 240)], [(20, 30, 80), (255, 215, 60)],
-                          [(15, 15, 15), (245, 245, 245)]])
+    bg, dot = _pick(
+        rng,
+        [
+            [(200, 20, 45), (255, 250, 240)],
+            [(20, 30, 80), (255, 215, 60)],
+            [(15, 15, 15), (245, 245, 245)],
+        ],
+    )
     xx, yy = _grid(size)
     p = size / rng.uniform(6.5, 8.5)
     xs = xx + (np.floor(yy / p) % 2) * p / 2
@@ -427,8 +493,13 @@ def _leopard(rng: Rng, size: int) -> np.ndarray:
 
 def _checks(rng: Rng, size: int) -> np.ndarray:
     """Tartan: one sett of coloured bands crossed with itself, woven in a 2/2 twill."""
-    pal = _pick(rng, [[(180, 20, 35), (20, 60, 40), (20, 30, 70), (240, 200, 40)],
-                      [(30, 50, 110), (20, 80, 60), (10, 10, 15), (235, 235, 230)]])
+    pal = _pick(
+        rng,
+        [
+            [(180, 20, 35), (20, 60, 40), (20, 30, 70), (240, 200, 40)],
+            [(30, 50, 110), (20, 80, 60), (10, 10, 15), (235, 235, 230)],
+        ],
+    )
     sett = np.array([0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 2, 2, 2, 3, 2, 2, 2])
     xx, yy = _grid(size)
     p = size / rng.uniform(6, 8)
@@ -459,8 +530,13 @@ def _porcelain(rng: Rng, size: int) -> np.ndarray:
 
 
 _TEXTURES: dict[str, Callable[[Rng, int], np.ndarray]] = {
-    "stripes": _stripes, "dots": _dots, "waves": _waves, "leopard": _leopard,
-    "checks": _checks, "porcelain": _porcelain}
+    "stripes": _stripes,
+    "dots": _dots,
+    "waves": _waves,
+    "leopard": _leopard,
+    "checks": _checks,
+    "porcelain": _porcelain,
+}
 
 
 def style_texture(name: str, size: int = 256, seed: int = 0) -> Image.Image:
@@ -524,8 +600,9 @@ def _write_atomic(image: Image.Image, path: Path) -> None:
         raise
 
 
-def _images(seed: int, n_full: int, n_shop: int, n_heldout: int, full_size: int,
-            shop_size: int) -> list[tuple[str, str, Image.Image]]:
+def _images(
+    seed: int, n_full: int, n_shop: int, n_heldout: int, full_size: int, shop_size: int
+) -> list[tuple[str, str, Image.Image]]:
     """(folder, file name, image) of every garment image and mask of the dataset."""
     out = []
     for i in range(n_full):
@@ -541,10 +618,18 @@ def _images(seed: int, n_full: int, n_shop: int, n_heldout: int, full_size: int,
     return out
 
 
-def write_dataset(out_dir: str | os.PathLike, *, seed: int = 0, n_full: int = 64,
-                  n_shop: int = 16, n_heldout: int = 4, full_size: int = 256,
-                  shop_size: int = 256, style_size: int = 256,
-                  styles: Sequence[str] = STYLE_NAMES) -> dict[str, list[str]]:
+def write_dataset(
+    out_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    n_full: int = 64,
+    n_shop: int = 16,
+    n_heldout: int = 4,
+    full_size: int = 256,
+    shop_size: int = 256,
+    style_size: int = 256,
+    styles: Sequence[str] = STYLE_NAMES,
+) -> dict[str, list[str]]:
     """Writes a synthetic dataset in ``SyntheticLayout`` under ``out_dir``.
 
     Full images (cluttered), shop photos and held-out garments (plain) use disjoint

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from PIL import Image, ImageDraw
 
@@ -14,7 +14,7 @@ LABEL_HEIGHT = 18
 PAD = 4
 
 
-def grid(columns: dict[str, Sequence[Image.Image]], cell: int) -> Image.Image:
+def grid(columns: Mapping[str, Sequence[Image.Image]], cell: int) -> Image.Image:
     """A labelled grid: one column per entry of ``columns`` (rows = items), cells resized.
 
     Args:

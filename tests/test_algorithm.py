@@ -58,7 +58,9 @@ def test_gan_step_trains_decoder_and_discriminator_not_encoder(run: A.Run, tiny_
     assert set(out) == {"gan_d", "gan_g", "patch_content"}
     assert all(g is None for g in grads(run.nets.gen.encoder.parameters()))
     assert all(g is None for g in grads(run.nets.phi.parameters()))
-    assert all(g is not None and g.abs().sum() > 0 for g in grads(run.nets.gen.decoder.parameters()))
+    assert all(
+        g is not None and g.abs().sum() > 0 for g in grads(run.nets.gen.decoder.parameters())
+    )
     assert all(g is not None and g.abs().sum() > 0 for g in grads(run.nets.disc.parameters()))
 
 
@@ -73,7 +75,9 @@ def test_alternation_leaves_discriminator_untouched(run: A.Run, tiny_cfg, phase:
         A.patch_step(run.nets, run.opts.patch, data.patch_batch(), tiny_cfg)
     assert all(g is None for g in grads(run.nets.disc.parameters()))
     assert all(g is None for g in grads(run.nets.gen.encoder.parameters()))
-    assert all(g is not None and g.abs().sum() > 0 for g in grads(run.nets.gen.decoder.parameters()))
+    assert all(
+        g is not None and g.abs().sum() > 0 for g in grads(run.nets.gen.decoder.parameters())
+    )
     for k, v in run.nets.disc.state_dict().items():  # BN running stats included
         assert torch.equal(v, disc_before[k]), k
 
@@ -137,7 +141,9 @@ def test_checkpoint_round_trip_gives_the_same_next_losses(tiny_cfg, vgg: VGGWeig
 
 def test_mismatched_vgg_weights_are_refused(run: A.Run, tiny_cfg) -> None:
     other = load_vgg("random:1")
-    with pytest.raises(A.EncoderMismatchError, match=r"trained with VGG weights 'random:0'.*'random:1'"):
+    with pytest.raises(
+        A.EncoderMismatchError, match=r"trained with VGG weights 'random:0'.*'random:1'"
+    ):
         A.load_generator(A.generator_state(run), other, torch.device("cpu"))
     with pytest.raises(A.EncoderMismatchError, match="random:1"):
         A.restore_run(A.checkpoint_state(run), other, run.style, torch.device("cpu"))

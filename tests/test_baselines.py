@@ -15,7 +15,7 @@ def test_gatys_lowers_the_global_loss(vgg: VGGWeights) -> None:
     content, style = torch.rand(2, 3, 24, 24, generator=g), torch.rand(1, 3, 32, 32, generator=g)
     out = gatys(content, style, phi, cfg, iterations=8)
     assert out.images.shape == content.shape
-    assert 0 <= out.images.min() and out.images.max() <= 1
+    assert out.images.min() >= 0 and out.images.max() <= 1
     assert out.evaluations >= 8
     assert out.losses[-1] < 0.8 * out.losses[0]
     assert not torch.equal(out.images, content)

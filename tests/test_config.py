@@ -11,9 +11,14 @@ def test_defaults_are_the_papers_numbers() -> None:
     cfg = C.TrainConfig()
     s, d = cfg.schedule, cfg.data
     assert (s.batch_size, s.lr_global, s.lr_patch) == (4, 1e-3, 1e-3)
-    assert (s.alternations, s.patch_steps, s.global_steps, s.global_only_steps) == (1, 3000, 3000, 40000)
-    assert (d.global_input_size, d.global_target_size, d.patch_size, d.patch_stride, d.style_size) == (
-        72, 288, 128, 16, 256)  # fmt: skip
+    assert (s.alternations, s.patch_steps, s.global_steps, s.global_only_steps) == (
+        1,
+        3000,
+        3000,
+        40000,
+    )
+    sizes = (d.global_input_size, d.global_target_size, d.patch_size, d.patch_stride, d.style_size)
+    assert sizes == (72, 288, 128, 16, 256)
     assert cfg.loss.style_layers == ("relu2_2",) and cfg.loss.content_layers == ("relu5_1",)
     assert cfg.model.vgg_weights == "imagenet" and s.mode == "full"
 

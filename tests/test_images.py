@@ -51,7 +51,7 @@ def test_corrupt_truncated_and_huge_inputs_are_rejected_with_a_reason() -> None:
 def test_tensor_round_trip() -> None:
     arr = np.random.default_rng(0).integers(0, 256, (6, 9, 3), dtype=np.uint8)
     t = images.to_tensor(Image.fromarray(arr))
-    assert t.shape == (3, 6, 9) and t.dtype == torch.float32 and 0 <= t.min() and t.max() <= 1
+    assert t.shape == (3, 6, 9) and t.dtype == torch.float32 and t.min() >= 0 and t.max() <= 1
     assert np.array_equal(np.asarray(images.to_image(t)), arr)
     mask = images.mask_to_tensor(Image.fromarray(np.array([[0, 127, 128, 255]], dtype=np.uint8)))
     assert mask.tolist() == [[0.0, 0.0, 1.0, 1.0]]

@@ -49,7 +49,9 @@ def test_style_loss_eq3_paper_normalisation() -> None:
 
 
 def test_style_loss_mean_term_and_relative() -> None:
-    cfg = LossConfig(style_layers=("relu1_1",), gram="centered", mean_weight=1.0, normalize="relative")
+    cfg = LossConfig(
+        style_layers=("relu1_1",), gram="centered", mean_weight=1.0, normalize="relative"
+    )
     f_style = torch.tensor([[1.0, 3.0], [2.0, 2.0]]).reshape(1, 2, 1, 2)
     targets = L.style_targets({"relu1_1": f_style}, cfg)
     # same covariance, means shifted by +1: Gram term 0, mean term ||(1,1)||^2 / ||(2,2)||^2
@@ -85,9 +87,20 @@ def test_global_and_patch_loss_apply_the_lambdas() -> None:
     feats = {"relu1_1": torch.rand(1, 2, 2, 2), "relu2_1": torch.rand(1, 2, 2, 2)}
     targets = L.style_targets({"relu1_1": torch.rand(1, 2, 2, 2)}, cfg)
     content = {"relu2_1": torch.rand(1, 2, 2, 2)}
-    total, parts = L.global_loss(feats, content, targets, cfg)
+    total, parts = L.global_loss(feats, feats, content, targets, cfg)
     assert total.item() == pytest.approx(3 * parts["global_style"] + 2 * parts["global_content"])
     scores = torch.zeros(1, 1, 2, 2)
     total, parts = L.patch_loss(scores, feats["relu2_1"], content["relu2_1"], cfg)
     assert parts["patch_style"] == pytest.approx(1.0)
     assert total.item() == pytest.approx(1.0 + 5 * parts["patch_content"])
+
+
+def test_luminance_view_ignores_colour_but_keeps_brightness() -> None:
+    red, green = torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    red[:, 0], green[:, 1] = 1.0, 0.509  # same Rec. 601 luma: 0.299
+    assert torch.allclose(L.luminance(red), L.luminance(green), atol=1e-3)
+    assert L.luminance(red).shape == (1, 3, 2, 2)
+    assert torch.allclose(L.luminance(torch.ones(1, 3, 1, 1)), torch.ones(1, 3, 1, 1))
+    cfg = LossConfig(content_luminance=True)
+    assert torch.equal(L.content_view(red, cfg), L.luminance(red))
+    assert torch.equal(L.content_view(red, LossConfig()), red)

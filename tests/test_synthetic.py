@@ -64,8 +64,11 @@ def test_garment_is_deterministic_and_seed_dependent() -> None:
 def test_kind_none_matches_naming_the_drawn_kind() -> None:
     image, mask = garment(11, SIZE)
     named = [garment(11, SIZE, kind) for kind in GARMENT_KINDS]
-    matches = [np.array_equal(np.asarray(i), np.asarray(image))
-               and np.array_equal(np.asarray(m), np.asarray(mask)) for i, m in named]
+    matches = [
+        np.array_equal(np.asarray(i), np.asarray(image))
+        and np.array_equal(np.asarray(m), np.asarray(mask))
+        for i, m in named
+    ]
     assert sum(matches) == 1
 
 
@@ -155,8 +158,17 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_write_dataset(tmp_path: Path) -> None:
     def write(root: Path) -> dict[str, list[str]]:
-        return write_dataset(root, seed=5, n_full=3, n_shop=2, n_heldout=5, full_size=48,
-                             shop_size=40, style_size=36, styles=("dots", "waves"))
+        return write_dataset(
+            root,
+            seed=5,
+            n_full=3,
+            n_shop=2,
+            n_heldout=5,
+            full_size=48,
+            shop_size=40,
+            style_size=36,
+            styles=("dots", "waves"),
+        )
 
     written = write(tmp_path / "a")
     layout = SyntheticLayout()
@@ -166,8 +178,14 @@ def test_write_dataset(tmp_path: Path) -> None:
     assert all(paths == sorted(paths) for paths in written.values())
     files = _files(tmp_path / "a")
     assert sorted(files) == sorted(itertools.chain.from_iterable(written.values()))
-    sizes = {"full": 48, "shop": 40, "shop_masks": 40, "heldout": 40, "heldout_masks": 40,
-             "styles": 36}
+    sizes = {
+        "full": 48,
+        "shop": 40,
+        "shop_masks": 40,
+        "heldout": 40,
+        "heldout_masks": 40,
+        "styles": 36,
+    }
     for folder, paths in written.items():
         for rel in paths:
             with Image.open(tmp_path / "a" / rel) as im:
@@ -184,8 +202,9 @@ def test_write_dataset(tmp_path: Path) -> None:
 
 
 def test_dataset_masks_match_garments(tmp_path: Path) -> None:
-    written = write_dataset(tmp_path, seed=1, n_full=0, n_shop=2, n_heldout=0, shop_size=64,
-                            styles=())
+    written = write_dataset(
+        tmp_path, seed=1, n_full=0, n_shop=2, n_heldout=0, shop_size=64, styles=()
+    )
     assert written["full"] == [] and written["styles"] == []
     for photo, mask_path in zip(written["shop"], written["shop_masks"], strict=True):
         image = np.asarray(Image.open(tmp_path / photo), np.float32)
