@@ -103,11 +103,17 @@ def main() -> None:
     phi = VGG19Features(vgg.state, cfg.loss.loss_layers()[-1]).to(device)
     g_ips = bench_generator(gen, args.size, args.batch, args.repeats, device)
     n_ips, evals = bench_gatys(phi, cfg.loss, args.size, args.gatys_iters, device)
-    result = {"device": device_name(device), "size": args.size, "batch": args.batch,
-              "generator_images_per_s": round(g_ips, 3),
-              "gatys_images_per_s": round(n_ips, 6), "gatys_iterations": args.gatys_iters,
-              "gatys_evaluations": evals, "ratio": round(g_ips / n_ips, 1),
-              "torch": torch.__version__}  # fmt: skip
+    result = {
+        "device": device_name(device),
+        "size": args.size,
+        "batch": args.batch,
+        "generator_images_per_s": round(g_ips, 3),
+        "gatys_images_per_s": round(n_ips, 6),
+        "gatys_iterations": args.gatys_iters,
+        "gatys_evaluations": evals,
+        "ratio": round(g_ips / n_ips, 1),
+        "torch": torch.__version__,
+    }
     print(json.dumps(result, indent=2))
     print(f"generator is {g_ips / n_ips:.0f}x faster than Gatys ({args.gatys_iters} iterations)")
     if args.write_docs:
@@ -125,8 +131,15 @@ def render(r: dict, args: argparse.Namespace) -> str:
         "| generator G (batch {b}) | {g} | |\n"
         "| Gatys, {it} L-BFGS iterations ({ev} evaluations of phi) | {n} | |\n"
         "| **ratio** | **{ratio}×** | goal ≥ 400× |\n"
-    ).format(s=r["size"], b=r["batch"], g=r["generator_images_per_s"], it=r["gatys_iterations"],
-             ev=r["gatys_evaluations"], n=r["gatys_images_per_s"], ratio=r["ratio"])  # fmt: skip
+    ).format(
+        s=r["size"],
+        b=r["batch"],
+        g=r["generator_images_per_s"],
+        it=r["gatys_iterations"],
+        ev=r["gatys_evaluations"],
+        n=r["gatys_images_per_s"],
+        ratio=r["ratio"],
+    )
 
 
 if __name__ == "__main__":

@@ -372,8 +372,18 @@ def train(
             done = len(run.progress.history)
             if on_step is not None:
                 seconds = time.perf_counter() - t0
-                on_step(StepInfo(phase.name, index, run.progress.step, phase.steps, done, total,
-                                 step_losses, seconds))  # fmt: skip
+                on_step(
+                    StepInfo(
+                        phase.name,
+                        index,
+                        run.progress.step,
+                        phase.steps,
+                        done,
+                        total,
+                        step_losses,
+                        seconds,
+                    )
+                )
             if on_checkpoint is not None and every and done % every == 0:
                 on_checkpoint(run)
         run.progress.phase_index, run.progress.step = index + 1, 0

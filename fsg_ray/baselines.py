@@ -55,8 +55,14 @@ def gatys(
         content_c = phi(losses.content_view(content, cfg), cfg.content_layers)
     image = content.detach().clone().requires_grad_(True)
     # Tolerances below zero: run exactly `iterations` iterations, as the paper counts them.
-    opt = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations, tolerance_grad=-1,
-                            tolerance_change=-1, history_size=50)  # fmt: skip
+    opt = torch.optim.LBFGS(
+        [image],
+        lr=1.0,
+        max_iter=iterations,
+        tolerance_grad=-1,
+        tolerance_change=-1,
+        history_size=50,
+    )
     history: list[float] = []
 
     def closure() -> Tensor:

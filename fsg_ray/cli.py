@@ -18,8 +18,10 @@ def _demo(args: argparse.Namespace) -> int:
     result = run_demo(Path(args.out), style_name=args.style, quick=args.quick, seed=args.seed)
     out = Path(result["out"])
     print(json.dumps(result))
-    print(f"before/after grid: {out / 'grid.png'}\nloss curves:       {out / 'losses.png'}\n"
-          f"generator:         {out / 'generator.pt'}")  # fmt: skip
+    print(
+        f"before/after grid: {out / 'grid.png'}\nloss curves:       {out / 'losses.png'}\n"
+        f"generator:         {out / 'generator.pt'}"
+    )
     return 0
 
 
@@ -37,8 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         "and losses.png under --out. Rerunning with the same --out resumes.",
     )
     demo.add_argument("--out", required=True, help="output folder (created if missing)")
-    demo.add_argument("--style", default="leopard", choices=synthetic.STYLE_NAMES,
-                      help="synthetic style texture to train (default: leopard)")  # fmt: skip
+    demo.add_argument(
+        "--style",
+        default="leopard",
+        choices=synthetic.STYLE_NAMES,
+        help="synthetic style texture to train (default: leopard)",
+    )
     demo.add_argument("--seed", type=int, default=0, help="seed of data, weights and order")
     demo.add_argument(
         "--quick", action="store_true", help="a few steps only: checks the pipeline in seconds"
@@ -49,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError) as e:

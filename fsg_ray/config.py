@@ -96,8 +96,14 @@ class LossConfig:
         _require(
             self.normalize in ("paper", "relative"), "loss.normalize", "must be paper or relative"
         )
-        for name in ("mean_weight", "style_weight", "content_weight", "patch_content_weight",
-                     "patch_style_weight", "adversarial_weight"):  # fmt: skip
+        for name in (
+            "mean_weight",
+            "style_weight",
+            "content_weight",
+            "patch_content_weight",
+            "patch_style_weight",
+            "adversarial_weight",
+        ):
             _require(getattr(self, name) >= 0, f"loss.{name}", "must be >= 0")
 
     @classmethod
@@ -119,8 +125,7 @@ class LossConfig:
 
     def loss_layers(self) -> tuple[str, ...]:
         """Every VGG tap any loss or the discriminator reads."""
-        taps = {*self.style_layers, *self.content_layers, self.patch_content_layer,
-                self.disc_layer}  # fmt: skip
+        taps = {*self.style_layers, *self.content_layers, self.patch_content_layer, self.disc_layer}
         return tuple(t for t in VGG_TAPS if t in taps)
 
 
@@ -150,8 +155,10 @@ class ModelConfig:
         )
         _require(len(self.decoder_channels) == 4, "model.decoder_channels", "needs 4 widths")
         _require(len(self.disc_channels) >= 1, "model.disc_channels", "needs at least 1 width")
-        for key, widths in (("decoder_channels", self.decoder_channels),
-                            ("disc_channels", self.disc_channels)):  # fmt: skip
+        for key, widths in (
+            ("decoder_channels", self.decoder_channels),
+            ("disc_channels", self.disc_channels),
+        ):
             _require(all(w > 0 for w in widths), f"model.{key}", "widths must be > 0")
         _require(0 <= self.leaky_slope < 1, "model.leaky_slope", "must be in [0, 1)")
 
@@ -178,8 +185,13 @@ class DataConfig:
     patch_mask_fraction: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("global_input_size", "global_target_size", "patch_size", "patch_stride",
-                     "style_size"):  # fmt: skip
+        for name in (
+            "global_input_size",
+            "global_target_size",
+            "patch_size",
+            "patch_stride",
+            "style_size",
+        ):
             _require(getattr(self, name) >= 8, f"data.{name}", "must be >= 8")
         _require(
             self.global_target_size >= self.global_input_size,
@@ -237,8 +249,16 @@ class ScheduleConfig:
             "schedule.mode",
             f"{self.mode!r} is not one of full, global_only, patch_only",
         )
-        for name in ("gan_init_steps", "alternations", "global_steps", "patch_steps",
-                     "global_only_steps", "checkpoint_every", "sample_every", "seed"):  # fmt: skip
+        for name in (
+            "gan_init_steps",
+            "alternations",
+            "global_steps",
+            "patch_steps",
+            "global_only_steps",
+            "checkpoint_every",
+            "sample_every",
+            "seed",
+        ):
             _require(getattr(self, name) >= 0, f"schedule.{name}", "must be >= 0")
         _require(self.batch_size >= 1, "schedule.batch_size", "must be >= 1")
         for name in ("lr_gan", "lr_global", "lr_patch"):

@@ -111,8 +111,11 @@ def shop_patches(shop_dir: str | Path, mask_dir: str | Path | None, cfg: DataCon
         except images.ImageDecodeError as e:
             log.warning("skipping %s", e)
             continue
-        out.append(transforms.patchify(img, cfg.patch_size, cfg.patch_stride, mask,
-                                       cfg.patch_mask_fraction))  # fmt: skip
+        out.append(
+            transforms.patchify(
+                img, cfg.patch_size, cfg.patch_stride, mask, cfg.patch_mask_fraction
+            )
+        )
     if not out:
         raise ValueError(f"{shop_dir}: no decodable shop photos")
     return torch.cat(out)

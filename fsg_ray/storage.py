@@ -1,26 +1,505 @@
-"""Where fsg-ray keeps files. For now local paths; object-storage URIs come with the data plane.
+"""Where fsg-ray keeps files: one URI type for local paths, ``file://`` and ``s3://``.
 
-Every write is atomic: data goes to a temporary file in the same folder, is flushed to disk,
-then renamed over the target, so a reader never sees half a file and a killed job leaves
-either the old file or the new one.
+Every write is atomic: a reader never sees half a file, and a killed job leaves either the
+old object or the new one.
+
+* Local: data goes to a temporary file in the same folder (``.<name>.<random>.tmp``), is
+  flushed to disk, then renamed over the target.
+* S3: an object becomes visible only when a single ``PutObject`` or a
+  ``CompleteMultipartUpload`` succeeds. Writes go through boto3 because pyarrow cannot abort an
+  upload: closing its output stream, even while an exception unwinds a ``with`` block or from
+  the destructor, *completes* the upload and publishes a truncated object. Here an error
+  aborts the multipart upload instead.
+
+Reads, listings and existence checks on S3 go through ``pyarrow.fs.S3FileSystem``, which Ray
+Data also takes (see :meth:`Storage.filesystem`). Both clients get the endpoint from
+:class:`StorageOptions` only: pyarrow ignores ``AWS_ENDPOINT_URL`` and a Ray worker on another
+node does not inherit the driver's environment, so the driver reads it once
+(:meth:`StorageOptions.from_env`) and ships the options as ``asdict(options)``. Credentials come
+from the standard AWS chain on each process.
+
+Each S3 request is retried on transient errors (connection failures, timeouts, 5xx, throttling)
+with exponential backoff; the SDKs' own retries are off so that every retry is logged here.
+Permanent errors (no such bucket or key, access denied, bad request) fail at once. Every error
+names the URI.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import random
+import re
 import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+logger = logging.getLogger(__name__)
+
+Uri = str | os.PathLike[str]
+T = TypeVar("T")
+
+SUPPORTED = "a local path, file:///abs/path or s3://bucket/key"
+# Bytes per multipart part and per streamed read. S3 needs parts of >= 5 MiB (except the last);
+# a write smaller than one part is a single PutObject.
+CHUNK_BYTES = 8 * 1024 * 1024
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
+# pyarrow raises a plain OSError whose text carries the AWS SDK error name and, for bodiless
+# (HEAD) responses, the status: "AWS Error SLOW_DOWN during ..." or "AWS Error UNKNOWN (HTTP
+# status 503) during ...". Connection refused/reset and curl timeouts are NETWORK_CONNECTION.
+_PYARROW_ERROR = re.compile(r"AWS Error (\w+)(?: \(HTTP status (\d+)\))?")
+_TRANSIENT_PYARROW = {
+    "NETWORK_CONNECTION",
+    "SLOW_DOWN",
+    "THROTTLING",
+    "SERVICE_UNAVAILABLE",
+    "INTERNAL_FAILURE",
+    "REQUEST_TIMEOUT",
+}
+_TRANSIENT_BOTO = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "ServiceUnavailable",
+}
+
+
+class StorageError(OSError):
+    """A storage operation failed; the message names the URI."""
+
+
+class NotFound(StorageError, FileNotFoundError):
+    """The key, file or bucket named by a URI does not exist."""
+
+
+class Location(NamedTuple):
+    """A parsed URI.
+
+    Attributes:
+        scheme: ``"file"`` for local paths and ``file://`` URIs, else ``"s3"``.
+        bucket: The S3 bucket; None for local paths.
+        path: The local path as given, or the S3 key (``""`` for the bucket root).
+    """
+
+    scheme: str
+    bucket: str | None
+    path: str
+
+
+def parse_uri(uri: Uri) -> Location:
+    """Splits a URI into scheme, bucket and path; the text is taken literally (no %-decoding).
+
+    Raises:
+        ValueError: For an empty string, another scheme (``gs://``, ``http://``), a ``file://``
+            URI with a host, or ``s3://`` without a bucket.
+    """
+    text = os.fspath(uri)
+    match = _SCHEME.match(text)
+    if text and match is None:
+        return Location("file", None, text)
+    if match is not None:
+        scheme, rest = match[1].lower(), match[2]
+        if scheme == "file" and rest.startswith("/"):
+            return Location("file", None, rest)
+        bucket, _, key = rest.partition("/")
+        if scheme == "s3" and bucket:
+            return Location("s3", bucket, key)
+    raise ValueError(f"unsupported URI {text!r}: expected {SUPPORTED}")
+
+
+def join(base: Uri, *parts: str) -> str:
+    """Appends ``/``-separated parts to a URI, keeping its form (path, ``file://``, ``s3://``)."""
+    text = os.fspath(base)
+    parse_uri(text)
+    tail = "/".join(p.strip("/") for p in parts if p.strip("/"))
+    if not tail:
+        return text
+    return (text if text.endswith("/") else text + "/") + tail
+
+
+def relative(uri: Uri, prefix: Uri) -> str:
+    """Returns the part of ``uri`` below ``prefix``, e.g. ``a/b.png``.
+
+    Raises:
+        ValueError: If ``uri`` is not below ``prefix`` (other scheme, bucket or folder).
+    """
+    loc, base = parse_uri(uri), parse_uri(prefix)
+    head = base.path.rstrip("/")
+    below = loc.path.startswith(head + "/") if head else bool(loc.path)
+    if (loc.scheme, loc.bucket) != (base.scheme, base.bucket) or not below:
+        raise ValueError(f"{os.fspath(uri)!r} is not below {os.fspath(prefix)!r}")
+    return loc.path[len(head) :].lstrip("/")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Writes ``data`` to ``path`` atomically, creating parent folders; returns the path."""
-    target = Path(path)
+    """Writes ``data`` to a local ``path`` atomically, creating parent folders; returns the path.
+
+    For URIs (``s3://``, ``file://``) use :meth:`Storage.write_bytes`.
+    """
+    return _write_local(Path(path), (data,))
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How to reach object storage; plain data, so it crosses into Ray as ``asdict(options)``.
+
+    Attributes:
+        endpoint_url: S3 endpoint such as ``http://minio:9000``; None for AWS itself.
+        region: AWS region; None lets the AWS chain of each process decide.
+        retries: Retries of one request after a transient error (0: try once).
+        backoff_s: Wait before the first retry; doubles on each further one (with jitter).
+    """
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    retries: int = 4
+    backoff_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.endpoint_url is not None and not self.endpoint_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError(
+                f"endpoint_url must start with http:// or https://: {self.endpoint_url!r}"
+            )
+        if self.retries < 0 or self.backoff_s < 0:
+            raise ValueError(
+                f"retries and backoff_s must be >= 0: {self.retries}, {self.backoff_s}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageOptions:
+        """Reads the endpoint and region from the AWS variables, once, on the driver.
+
+        ``AWS_ENDPOINT_URL_S3`` wins over ``AWS_ENDPOINT_URL`` and ``AWS_REGION`` over
+        ``AWS_DEFAULT_REGION``, as in the AWS SDKs.
+
+        Args:
+            environ: The variables to read; defaults to ``os.environ``.
+        """
+        env = os.environ if environ is None else environ
+        return cls(
+            endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        )
+
+
+class Storage:
+    """Lists, reads, writes (atomically), checks and copies files by URI.
+
+    Holds one pyarrow S3 filesystem and one boto3 client, made on first use. Safe to share
+    between threads; pickles as its options, so it can be captured by Ray tasks.
+
+    Args:
+        options: Endpoint, region and retry policy; defaults to AWS with default retries.
+    """
+
+    def __init__(self, options: StorageOptions | None = None) -> None:
+        self.options = options or StorageOptions()
+        self._known_buckets: set[str] = set()
+
+    def __reduce__(self) -> tuple[type[Storage], tuple[StorageOptions]]:
+        return Storage, (self.options,)
+
+    def filesystem(self, uri: Uri) -> tuple[pafs.FileSystem, str]:
+        """Returns a pyarrow filesystem and the path inside it, e.g. for Ray Data readers."""
+        loc = parse_uri(uri)
+        if loc.bucket is None:
+            return pafs.LocalFileSystem(), loc.path
+        return self._s3fs, f"{loc.bucket}/{loc.path}".rstrip("/")
+
+    def list_files(self, prefix: Uri, suffixes: Iterable[str] | None = None) -> list[str]:
+        """Lists the files below a folder or key prefix, recursively, as sorted URIs.
+
+        Skips S3 "directory marker" objects (keys ending in ``/``) and our own local
+        temporaries. A prefix with nothing below it gives ``[]``; a missing bucket raises.
+
+        Args:
+            prefix: Folder to list; results keep its form (path, ``file://`` or ``s3://``).
+            suffixes: Keep only names ending in one of these, case-insensitively (``.jpg``).
+        """
+        loc = parse_uri(prefix)
+        text = os.fspath(prefix)
+        names = self._list_s3(loc.bucket, text) if loc.bucket else _list_local(loc.path)
+        ends = tuple(s.lower() for s in suffixes) if suffixes is not None else None
+        return sorted(join(prefix, n) for n in names if ends is None or n.lower().endswith(ends))
+
+    def exists(self, uri: Uri) -> bool:
+        """Whether a file (not a folder) exists at ``uri``; a missing bucket raises NotFound."""
+        loc = parse_uri(uri)
+        if loc.bucket is None:
+            return Path(loc.path).is_file()
+        fs, path = self.filesystem(uri)
+        info = self._retry(os.fspath(uri), lambda: fs.get_file_info(path))
+        if info.type == pafs.FileType.NotFound:
+            self._check_bucket(loc.bucket, os.fspath(uri))
+        return bool(info.type == pafs.FileType.File)
+
+    def read_bytes(self, uri: Uri) -> bytes:
+        """Reads a whole file.
+
+        Raises:
+            NotFound: If the file, key or bucket does not exist.
+            StorageError: On other failures, after retries if they were transient.
+        """
+        return b"".join(self.read_chunks(uri))
+
+    def read_chunks(self, uri: Uri) -> Iterator[bytes]:
+        """Streams a file in chunks of at most :data:`CHUNK_BYTES`; each S3 read is retried.
+
+        Opens the file before returning, so NotFound is raised here, not on iteration.
+        """
+        loc, text = parse_uri(uri), os.fspath(uri)
+        if loc.bucket is None:
+            try:
+                file = open(loc.path, "rb")  # noqa: SIM115 - closed by _chunks
+            except FileNotFoundError as exc:
+                raise NotFound(f"{text}: no such file") from exc
+            return _chunks(file, lambda: file.read(CHUNK_BYTES))
+        stream = self._open_s3(loc.bucket, text)
+        # Each read is one ranged GET that moves the position only on success: retry-safe.
+        return _chunks(stream, lambda: self._retry(text, lambda: stream.read(CHUNK_BYTES)))
+
+    def write_bytes(self, uri: Uri, data: bytes) -> str:
+        """Writes ``data`` atomically, replacing any old file; returns the URI."""
+        return self.write_chunks(uri, (data,))
+
+    def write_chunks(self, uri: Uri, chunks: Iterable[bytes]) -> str:
+        """Writes a stream of chunks atomically; returns the URI.
+
+        If ``chunks`` raises, or a request fails, nothing becomes visible: the old file (if
+        any) stays, the local temporary is deleted and the S3 multipart upload is aborted.
+        """
+        loc, text = parse_uri(uri), os.fspath(uri)
+        if loc.bucket is None:
+            _write_local(Path(loc.path), chunks)
+        else:
+            self._write_s3(loc.bucket, loc.path, text, chunks)
+        return text
+
+    def copy(self, src: Uri, dst: Uri) -> str:
+        """Copies a file between any two URIs (local or S3) atomically, streaming; returns dst."""
+        return self.write_chunks(dst, self.read_chunks(src))
+
+    @cached_property
+    def _s3fs(self) -> pafs.S3FileSystem:
+        endpoint = self.options.endpoint_url
+        scheme, _, host = endpoint.partition("://") if endpoint else ("https", "", "")
+        return pafs.S3FileSystem(
+            region=self.options.region,
+            endpoint_override=host.rstrip("/") or None,
+            scheme=scheme,
+            # One attempt per call: _retry does the retrying, and logs it.
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+        )
+
+    @cached_property
+    def _s3(self) -> Any:
+        config = botocore.config.Config(
+            retries={"total_max_attempts": 1},
+            # Only options.endpoint_url counts, as for pyarrow (boto3 would read the env/profile).
+            ignore_configured_endpoint_urls=True,
+            # boto3 >= 1.36 adds CRC checksums by default, which many S3-compatible stores reject.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        # A private session: boto3's default session is global and not thread-safe.
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.options.endpoint_url,
+            region_name=self.options.region,
+            config=config,
+        )
+
+    def _list_s3(self, bucket: str, uri: str) -> list[str]:
+        """Lists the keys below ``uri``, relative to it, without directory markers."""
+        fs, base = self.filesystem(uri)
+        selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+        infos = self._retry(uri, lambda: fs.get_file_info(selector))
+        if not infos:  # pyarrow lists a missing bucket as empty
+            self._check_bucket(bucket, uri)
+        return [i.path[len(base) + 1 :] for i in infos if i.type == pafs.FileType.File]
+
+    def _open_s3(self, bucket: str, uri: str) -> pa.NativeFile:
+        fs, path = self.filesystem(uri)
+        try:
+            return self._retry(uri, lambda: fs.open_input_stream(path))
+        except NotFound:
+            self._check_bucket(bucket, uri)
+            raise
+
+    def _write_s3(self, bucket: str, key: str, uri: str, chunks: Iterable[bytes]) -> None:
+        """One PutObject for less than two parts, else a multipart upload, aborted on error."""
+        parts = _rechunk(chunks, CHUNK_BYTES)
+        first = next(parts, b"")
+        second = next(parts, None)
+        if second is None:
+            self._retry(uri, lambda: self._s3.put_object(Bucket=bucket, Key=key, Body=first))
+            return
+        created = self._retry(uri, lambda: self._s3.create_multipart_upload(Bucket=bucket, Key=key))
+        upload = {"Bucket": bucket, "Key": key, "UploadId": created["UploadId"]}
+        try:
+            done = [self._upload_part(upload, uri, n, p) for n, p in enumerate((first, second), 1)]
+            done += [self._upload_part(upload, uri, n, p) for n, p in enumerate(parts, 3)]
+            self._retry(
+                uri,
+                lambda: self._s3.complete_multipart_upload(
+                    **upload, MultipartUpload={"Parts": done}
+                ),
+            )
+        except BaseException:
+            self._abort(upload, uri)
+            raise
+
+    def _upload_part(
+        self, upload: dict[str, str], uri: str, number: int, body: bytes
+    ) -> dict[str, Any]:
+        reply = self._retry(
+            uri, lambda: self._s3.upload_part(**upload, PartNumber=number, Body=body)
+        )
+        return {"PartNumber": number, "ETag": reply["ETag"]}
+
+    def _abort(self, upload: dict[str, str], uri: str) -> None:
+        """Aborts a multipart upload; a failure here is logged, not raised over the cause."""
+        try:
+            self._retry(uri, lambda: self._s3.abort_multipart_upload(**upload))
+        except StorageError:
+            logger.exception("%s: could not abort multipart upload %s", uri, upload["UploadId"])
+
+    def _check_bucket(self, bucket: str, uri: str) -> None:
+        """Raises NotFound if ``bucket`` does not exist; remembers buckets that do."""
+        if bucket in self._known_buckets:
+            return
+        info = self._retry(uri, lambda: self._s3fs.get_file_info(bucket))
+        if info.type == pafs.FileType.NotFound:
+            raise NotFound(f"{uri}: no such bucket {bucket!r}")
+        self._known_buckets.add(bucket)
+
+    def _retry(self, uri: str, request: Callable[[], T]) -> T:
+        """Runs one S3 request, retrying transient errors with exponential backoff and jitter.
+
+        Raises:
+            NotFound: At once, for a missing key or bucket.
+            StorageError: At once for other S3 errors, or once the retries are spent.
+        """
+        attempts, attempt = self.options.retries + 1, 1
+        while True:
+            try:
+                return request()
+            except Exception as exc:
+                if not is_transient(exc):
+                    error = _permanent(uri, exc)
+                    if error is exc:
+                        raise
+                    raise error from exc
+                if attempt == attempts:
+                    raise StorageError(f"{uri}: gave up after {attempts} attempts: {exc}") from exc
+                delay = self.options.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+                logger.warning(
+                    "%s: transient S3 error (attempt %d of %d), retrying in %.2f s: %s",
+                    uri,
+                    attempt,
+                    attempts,
+                    delay,
+                    exc,
+                )
+                time.sleep(delay)
+                attempt += 1
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an S3 error may go away on retry: connection failures, timeouts, 5xx, throttling."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return exc.response.get("Error", {}).get("Code") in _TRANSIENT_BOTO or _retryable(status)
+    if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
+        return True
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    match = _PYARROW_ERROR.search(str(exc)) if type(exc) is OSError else None
+    return match is not None and (match[1] in _TRANSIENT_PYARROW or _retryable(int(match[2] or 0)))
+
+
+def _retryable(status: int) -> bool:
+    return status >= 500 or status in (408, 429)
+
+
+def _permanent(uri: str, exc: Exception) -> Exception:
+    """The error to raise for a non-transient failure: NotFound or StorageError naming ``uri``.
+
+    Errors that did not come from storage (a bug, a bad argument) pass through unchanged.
+    """
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, FileNotFoundError):
+        return NotFound(f"{uri}: no such key")
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = exc.response.get("Error", {}).get("Code")
+        if code == "NoSuchBucket":
+            return NotFound(f"{uri}: no such bucket ({exc})")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return NotFound(f"{uri}: no such key ({exc})")
+        return StorageError(f"{uri}: {exc}")
+    if isinstance(exc, (OSError, botocore.exceptions.BotoCoreError)):
+        return StorageError(f"{uri}: {exc}")
+    return exc
+
+
+def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Regroups a byte stream into pieces of exactly ``size`` bytes, the last one shorter."""
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
+
+
+def _is_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`_write_local`'s temporaries."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def _list_local(folder: str) -> list[str]:
+    root = Path(folder)
+    files = (p for p in root.rglob("*") if p.is_file() and not _is_temporary(p.name))
+    return [p.relative_to(root).as_posix() for p in files]
+
+
+def _chunks(
+    stream: contextlib.AbstractContextManager[Any], read: Callable[[], bytes]
+) -> Iterator[bytes]:
+    """Yields ``read()`` until it returns nothing, then closes ``stream``."""
+    with stream:
+        while chunk := read():
+            yield chunk
+
+
+def _write_local(target: Path, chunks: Iterable[bytes]) -> Path:
+    """Writes chunks to a temporary file beside ``target``, fsyncs it and renames it over."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)

@@ -56,8 +56,9 @@ def loss_curves(history: Sequence[dict[str, float]], phase_names: Sequence[str])
     import matplotlib.pyplot as plt
 
     keys = sorted({k for h in history for k in h} - {"phase"})
-    fig, axes = plt.subplots(len(keys), 1, figsize=(8, 1.8 * len(keys) + 0.6), sharex=True,
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(keys), 1, figsize=(8, 1.8 * len(keys) + 0.6), sharex=True, squeeze=False
+    )
     colours = {"gan": "#fde2e4", "global": "#e2ece9", "patch": "#dfe7fd"}
     for ax, key in zip(axes[:, 0], keys, strict=True):
         steps = [i for i, h in enumerate(history) if key in h]

@@ -94,16 +94,22 @@ def test_global_step_upsamples_x_to_the_target_size(run: A.Run, tiny_cfg) -> Non
 
 def test_a_short_run_lowers_the_global_loss_on_a_fixed_batch(run: A.Run, tiny_cfg) -> None:
     x_low, y_c = make_data(tiny_cfg).global_batch()
-    first = [A.global_step(run.nets, run.opts.global_, x_low, y_c, run.targets, tiny_cfg)["global"]
-             for _ in range(30)]  # fmt: skip
+    first = [
+        A.global_step(run.nets, run.opts.global_, x_low, y_c, run.targets, tiny_cfg)["global"]
+        for _ in range(30)
+    ]
     assert first[-1] < 0.7 * first[0], first
 
 
 def test_train_runs_every_phase_and_reports_progress(run: A.Run, tiny_cfg) -> None:
     infos: list[A.StepInfo] = []
     ckpts: list[int] = []
-    A.train(run, make_data(tiny_cfg), on_step=infos.append,
-            on_checkpoint=lambda r: ckpts.append(len(r.progress.history)))  # fmt: skip
+    A.train(
+        run,
+        make_data(tiny_cfg),
+        on_step=infos.append,
+        on_checkpoint=lambda r: ckpts.append(len(r.progress.history)),
+    )
     assert [i.phase for i in infos] == ["gan"] * 2 + ["global"] * 2 + ["patch"] * 2
     assert [i.done for i in infos] == list(range(1, 7)) and infos[-1].total == 6
     assert ckpts == [6]  # checkpoint_every=0: only at the end
@@ -164,7 +170,9 @@ def test_generator_state_loads_for_inference(run: A.Run, vgg: VGGWeights) -> Non
 
 
 def test_core_modules_do_not_import_ray() -> None:
-    code = ("import sys, fsg_ray.algorithm, fsg_ray.losses, fsg_ray.models, fsg_ray.config, "
-            "fsg_ray.baselines, fsg_ray.transforms, fsg_ray.local_data, fsg_ray.synthetic; "
-            "assert 'ray' not in sys.modules, 'ray imported'")  # fmt: skip
+    code = (
+        "import sys, fsg_ray.algorithm, fsg_ray.losses, fsg_ray.models, fsg_ray.config, "
+        "fsg_ray.baselines, fsg_ray.transforms, fsg_ray.local_data, fsg_ray.synthetic; "
+        "assert 'ray' not in sys.modules, 'ray imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,8 +9,9 @@ from PIL import Image
 from fsg_ray import local_data
 from fsg_ray.config import DataConfig
 
-CFG = DataConfig(global_input_size=8, global_target_size=32, patch_size=32, patch_stride=16,
-                 style_size=32)  # fmt: skip
+CFG = DataConfig(
+    global_input_size=8, global_target_size=32, patch_size=32, patch_stride=16, style_size=32
+)
 
 
 def write(folder, name: str, img: Image.Image) -> None:

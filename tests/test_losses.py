@@ -82,8 +82,13 @@ def test_gan_losses_eq7() -> None:
 
 
 def test_global_and_patch_loss_apply_the_lambdas() -> None:
-    cfg = LossConfig(style_layers=("relu1_1",), content_layers=("relu2_1",), style_weight=3.0,
-                     content_weight=2.0, patch_content_weight=5.0)  # fmt: skip
+    cfg = LossConfig(
+        style_layers=("relu1_1",),
+        content_layers=("relu2_1",),
+        style_weight=3.0,
+        content_weight=2.0,
+        patch_content_weight=5.0,
+    )
     feats = {"relu1_1": torch.rand(1, 2, 2, 2), "relu2_1": torch.rand(1, 2, 2, 2)}
     targets = L.style_targets({"relu1_1": torch.rand(1, 2, 2, 2)}, cfg)
     content = {"relu2_1": torch.rand(1, 2, 2, 2)}
