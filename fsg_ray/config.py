@@ -138,12 +138,16 @@ class ModelConfig:
             (deterministic; offline tests and the demo), or a path/URI of a state dict in
             torchvision's VGG-19 layout.
         decoder_channels: widths of the decoder's four stages, from 1/8 resolution up to full.
+        decoder_norm: D_e's normalisation: ``batch`` (the paper's BN) or ``instance``
+            (per-image statistics, Ulyanov et al. 2016), which does not depend on what else
+            is in the batch; see docs/paper_map.md.
         disc_channels: widths of the patch discriminator's hidden convolutions.
         leaky_slope: negative slope of every LeakyReLU (DCGAN's 0.2).
     """
 
     vgg_weights: str = "imagenet"
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32)
+    decoder_norm: Literal["batch", "instance"] = "batch"
     disc_channels: tuple[int, ...] = (128, 64)
     leaky_slope: float = 0.2
 
@@ -152,6 +156,11 @@ class ModelConfig:
             bool(_VGG_WEIGHTS.match(self.vgg_weights)),
             "model.vgg_weights",
             f"{self.vgg_weights!r} is not 'imagenet', 'random:<seed>' or a state dict's path/URI",
+        )
+        _require(
+            self.decoder_norm in ("batch", "instance"),
+            "model.decoder_norm",
+            "must be batch or instance",
         )
         _require(len(self.decoder_channels) == 4, "model.decoder_channels", "needs 4 widths")
         _require(len(self.disc_channels) >= 1, "model.disc_channels", "needs at least 1 width")

@@ -192,12 +192,15 @@ class VGG19Features(nn.Module):
         return out
 
 
-def _conv_block(c_in: int, c_out: int, slope: float, bn: bool = True) -> list[nn.Module]:
+def _conv_block(c_in: int, c_out: int, slope: float, norm: str = "batch") -> list[nn.Module]:
+    """3x3 conv + normalisation (``batch``, ``instance`` or ``none``) + LeakyReLU."""
     layers: list[nn.Module] = [
-        nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode="replicate", bias=not bn)
+        nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode="replicate", bias=norm == "none")
     ]
-    if bn:
+    if norm == "batch":
         layers.append(nn.BatchNorm2d(c_out))
+    elif norm == "instance":
+        layers.append(nn.InstanceNorm2d(c_out, affine=True))
     layers.append(nn.LeakyReLU(slope))
     return layers
 
@@ -210,13 +213,18 @@ class Decoder(nn.Module):
     Lean on purpose: with one conv per stage D_e costs ~30 % of E_n at any size.
     """
 
-    def __init__(self, channels: tuple[int, ...] = (256, 128, 64, 32), slope: float = 0.2) -> None:
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (256, 128, 64, 32),
+        slope: float = 0.2,
+        norm: str = "batch",
+    ) -> None:
         super().__init__()
-        layers = _conv_block(512, channels[0], slope)
+        layers = _conv_block(512, channels[0], slope, norm)
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
             layers += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
-                *_conv_block(c_in, c_out, slope),
+                *_conv_block(c_in, c_out, slope, norm),
             ]
         layers += [nn.Conv2d(channels[-1], 3, 3, padding=1, padding_mode="replicate"), nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
@@ -235,7 +243,7 @@ class Generator(nn.Module):
     def __init__(self, vgg_state: dict[str, Tensor], cfg: ModelConfig) -> None:
         super().__init__()
         self.encoder = VGG19Features(vgg_state, ENCODER_TAP)
-        self.decoder = Decoder(cfg.decoder_channels, cfg.leaky_slope)
+        self.decoder = Decoder(cfg.decoder_channels, cfg.leaky_slope, cfg.decoder_norm)
 
     def encode(self, x: Tensor) -> Tensor:
         """E_n(x): relu4_1 features; x must have sides divisible by 8."""
@@ -261,7 +269,7 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int, channels: tuple[int, ...], slope: float = 0.2) -> None:
         super().__init__()
-        layers = _conv_block(in_channels, channels[0], slope, bn=False)
+        layers = _conv_block(in_channels, channels[0], slope, norm="none")
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
             layers += _conv_block(c_in, c_out, slope)
         layers.append(nn.Conv2d(channels[-1], 1, kernel_size=1))

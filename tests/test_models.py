@@ -96,3 +96,14 @@ def test_decoder_upsamples_without_transposed_convolutions() -> None:
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in dec.modules())
     assert sum(isinstance(m, torch.nn.Upsample) for m in dec.modules()) == 3
     assert dec(torch.rand(2, 512, 3, 5)).shape == (2, 3, 24, 40)
+
+
+def test_instance_norm_decoder_does_not_depend_on_the_batch(vgg: M.VGGWeights) -> None:
+    cfg = C.ModelConfig(decoder_channels=(16, 8, 8, 8), decoder_norm="instance")
+    gen = M.Generator(vgg.state, cfg).train()
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in gen.decoder.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in gen.decoder.modules())
+    a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        alone, together = gen(a), gen(torch.cat([a, b]))[:1]
+    assert torch.allclose(alone, together, atol=1e-5)
