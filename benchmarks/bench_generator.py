@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from fsg_ray import config as C
+from fsg_ray.algorithm import load_generator
 from fsg_ray.baselines import gatys
 from fsg_ray.models import Generator, VGG19Features, load_vgg
 
@@ -42,9 +43,7 @@ def sync(device: torch.device) -> None:
 
 def bench_generator(gen: Generator, size: int, batch: int, repeats: int, device) -> float:
     """Images per second of G at size x size."""
-    x = torch.rand(batch, 3, size, size, device=device)
-    if device.type == "cuda":
-        x = x.to(memory_format=torch.channels_last)
+    x = torch.rand(batch, 3, size, size, device=device).to(memory_format=torch.channels_last)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
     with torch.inference_mode():
         for _ in range(2):  # warm-up (cuDNN autotune, allocator)
@@ -99,8 +98,16 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     vgg = load_vgg("random:0")
     cfg = C.TrainConfig(model=C.ModelConfig(vgg_weights="random:0"))
-    gen = Generator(vgg.state, cfg.model).to(device).eval()
-    phi = VGG19Features(vgg.state, cfg.loss.loss_layers()[-1]).to(device)
+    # The production path: a generator state loaded by load_generator (eval, channels_last).
+    state = {
+        "config": C.to_dict(cfg),
+        "vgg_weights": vgg.spec,
+        "vgg_fingerprint": vgg.fingerprint,
+        "decoder": Generator(vgg.state, cfg.model).decoder.state_dict(),
+    }
+    gen = load_generator(state, vgg, device)
+    phi = VGG19Features(vgg.state, cfg.loss.loss_layers()[-1])
+    phi = phi.to(device, memory_format=torch.channels_last)  # same layout for both
     g_ips = bench_generator(gen, args.size, args.batch, args.repeats, device)
     n_ips, evals = bench_gatys(phi, cfg.loss, args.size, args.gatys_iters, device)
     result = {

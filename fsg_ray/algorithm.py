@@ -464,6 +464,9 @@ def generator_state(run: Run) -> dict[str, Any]:
 def load_generator(state: dict[str, Any], vgg: VGGWeights, device: torch.device) -> Generator:
     """A ready-to-run generator (eval mode) from :func:`generator_state` or a checkpoint.
 
+    Weights are laid out channels_last on every device: oneDNN (CPU) and cuDNN (GPU) both run
+    3x3 convolutions faster in NHWC (measured on CPU: 2.0 vs 1.7 images/s at 288 px).
+
     Raises:
         EncoderMismatchError: ``vgg`` is not the encoder the decoder was trained with.
     """
@@ -471,4 +474,4 @@ def load_generator(state: dict[str, Any], vgg: VGGWeights, device: torch.device)
     check_encoder(state, vgg)
     gen = Generator(vgg.state, cfg.model)
     gen.decoder.load_state_dict(state["decoder"])
-    return gen.to(device).eval()
+    return gen.to(device, memory_format=torch.channels_last).eval()

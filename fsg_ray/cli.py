@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", required=True, help="output folder (created if missing)")
     demo.add_argument(
         "--style",
-        default="leopard",
+        default="stripes",
         choices=synthetic.STYLE_NAMES,
-        help="synthetic style texture to train (default: leopard)",
+        help="synthetic style texture to train (default: stripes)",
     )
     demo.add_argument("--seed", type=int, default=0, help="seed of data, weights and order")
     demo.add_argument(
