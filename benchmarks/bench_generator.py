@@ -107,7 +107,7 @@ def main() -> None:
     }
     gen = load_generator(state, vgg, device)
     phi = VGG19Features(vgg.state, cfg.loss.loss_layers()[-1])
-    phi = phi.to(device, memory_format=torch.channels_last)  # same layout for both
+    phi = phi.to(device).to(memory_format=torch.channels_last)  # same layout for both
     g_ips = bench_generator(gen, args.size, args.batch, args.repeats, device)
     n_ips, evals = bench_gatys(phi, cfg.loss, args.size, args.gatys_iters, device)
     result = {

@@ -165,7 +165,8 @@ def test_generator_state_loads_for_inference(run: A.Run, vgg: VGGWeights) -> Non
     run.nets.gen.eval()
     x = torch.rand(1, 3, 21, 30)
     with torch.no_grad():
-        assert torch.equal(gen(x), run.nets.gen(x))
+        # channels_last changes the summation order, not the function
+        assert torch.allclose(gen(x), run.nets.gen(x), atol=1e-5)
     assert not gen.training
 
 
