@@ -398,11 +398,7 @@ def checkpoint_state(run: Run, data: Batches | None = None) -> dict[str, Any]:
     Only tensors and plain Python values, so ``torch.load(weights_only=True)`` reads it.
     """
     return {
-        "format": CHECKPOINT_FORMAT,
-        "config": to_dict(run.cfg),
-        "vgg_weights": run.cfg.model.vgg_weights,
-        "vgg_fingerprint": run.nets.vgg_fingerprint,
-        "decoder": run.nets.gen.decoder.state_dict(),
+        **generator_state(run),
         "disc": run.nets.disc.state_dict(),
         "optimisers": run.opts.state_dict(),
         "phase_index": run.progress.phase_index,
