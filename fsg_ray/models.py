@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import re
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fsg_ray.config import VGG_TAPS, ModelConfig
+from fsg_ray.storage import Storage, StorageOptions
 
 #: VGG-19 ("configuration E" of Simonyan & Zisserman): conv widths, "M" = 2x2 max-pool.
 VGG19_CFG: tuple[int | str, ...] = (
@@ -85,22 +85,14 @@ def random_vgg_state(seed: int) -> dict[str, Tensor]:
     return state
 
 
-def _read_uri(uri: str) -> bytes:
-    """Reads a local path, ``file://`` or ``s3://`` URI (pyarrow's filesystems)."""
-    from pyarrow import fs
-
-    filesystem, path = fs.FileSystem.from_uri(uri if "://" in uri else os.path.abspath(uri))
-    with filesystem.open_input_stream(path) as f:
-        return f.read()
-
-
-def load_vgg_state(spec: str) -> dict[str, Tensor]:
+def load_vgg_state(spec: str, storage: Storage | None = None) -> dict[str, Tensor]:
     """VGG-19 ``features.*`` weights for a ``vgg_weights`` spec.
 
     Args:
         spec: ``imagenet`` (torchvision's IMAGENET1K_V1, downloaded once into the torch hub
             cache), ``random:<seed>``, or a path/URI of a state dict (torchvision layout, with
             or without the ``features.`` prefix; classifier keys are ignored).
+        storage: reads a path/URI spec; by default with options from the environment.
 
     Raises:
         ValueError: the spec or the state dict is not usable, naming what is wrong.
@@ -113,7 +105,8 @@ def load_vgg_state(spec: str) -> dict[str, Tensor]:
         return random_vgg_state(int(m.group(1)))
     else:
         try:
-            state = torch.load(io.BytesIO(_read_uri(spec)), map_location="cpu", weights_only=True)
+            data = (storage or Storage(StorageOptions.from_env())).read_bytes(spec)
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
             raise ValueError(f"vgg_weights {spec!r}: cannot read a state dict: {e}") from e
     return _features_only(state, spec)
@@ -141,9 +134,9 @@ class VGGWeights:
     fingerprint: str
 
 
-def load_vgg(spec: str) -> VGGWeights:
+def load_vgg(spec: str, storage: Storage | None = None) -> VGGWeights:
     """Loads the VGG-19 weights named by a ``vgg_weights`` spec (see :func:`load_vgg_state`)."""
-    state = load_vgg_state(spec)
+    state = load_vgg_state(spec, storage)
     return VGGWeights(spec, state, fingerprint(state))
 
 

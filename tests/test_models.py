@@ -107,3 +107,18 @@ def test_instance_norm_decoder_does_not_depend_on_the_batch(vgg: M.VGGWeights) -
     with torch.no_grad():
         alone, together = gen(a), gen(torch.cat([a, b]))[:1]
     assert torch.allclose(alone, together, atol=1e-5)
+
+
+def test_state_dict_loads_from_s3(s3_server: str, s3_bucket: str, vgg: M.VGGWeights) -> None:
+    import io
+
+    from fsg_ray.storage import Storage, StorageOptions
+
+    storage = Storage(StorageOptions(endpoint_url=s3_server))
+    buf = io.BytesIO()
+    torch.save(vgg.state, buf)
+    storage.write_bytes(f"{s3_bucket}/weights/vgg19.pth", buf.getvalue())
+    loaded = M.load_vgg(f"{s3_bucket}/weights/vgg19.pth", storage)
+    assert loaded.fingerprint == vgg.fingerprint and loaded.spec.startswith("s3://")
+    with pytest.raises(ValueError, match="missing.pth"):
+        M.load_vgg(f"{s3_bucket}/missing.pth", storage)
