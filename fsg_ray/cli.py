@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fsg_ray import synthetic
+from fsg_ray import datacmd, synthetic
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="a few steps only: checks the pipeline in seconds"
     )
     demo.set_defaults(func=_demo)
+    datacmd.register(sub)
     return parser
 
 

@@ -71,3 +71,120 @@ def s3_bucket(s3_client: Any) -> str:
     name = f"test-{uuid.uuid4().hex[:16]}"
     s3_client.create_bucket(Bucket=name)
     return f"s3://{name}"
+
+
+# Data-plane fixtures: one local Ray for the session, and a small dataset full of odd files,
+# on local disk and in an S3 bucket (tests/test_data.py, tests/test_datacmd.py).
+import io  # noqa: E402
+import struct  # noqa: E402
+import zlib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+TESTS_DIR = Path(__file__).resolve().parent
+#: Inputs of the odd-files dataset that cannot be used, by relative path (reason checked apart).
+BAD_FULL = ("full/corrupt.jpg", "full/empty.jpg", "full/huge.png", "full/not_an_image.jpg")
+BAD_FULL += ("full/truncated.jpg",)
+BAD_SHOP = ("shop/broken.jpg",)
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """One local Ray instance (2 CPUs, no dashboard) shared by every Ray test."""
+    import ray
+    from s3_server import FAKE_CREDENTIALS
+
+    # Workers get their environment from here, not from the driver's later changes: the fake
+    # AWS credentials for moto, and tests/ on the path for functions defined in test modules.
+    env = {**FAKE_CREDENTIALS, "PYTHONPATH": str(TESTS_DIR)}
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": env},
+    )
+    yield
+    ray.shutdown()
+
+
+def _encode(img: Image.Image, fmt: str, **kw: Any) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height RGB pixels, with almost no pixel data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 16)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def odd_files() -> dict[str, bytes]:
+    """Relative path -> bytes of the odd files added to the synthetic dataset."""
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    jpeg = _encode(noise, "JPEG")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: 48x24 stored, 24x48 decoded
+    palette = Image.fromarray(rng.integers(0, 8, (40, 32), dtype=np.uint8), mode="P")
+    palette.putpalette(list(rng.integers(0, 256, 768)))
+    palette.info["transparency"] = 0
+    ramp = np.arange(32 * 40, dtype=np.uint16).reshape(32, 40) * 40
+    wide = np.tile(np.linspace(0, 255, 96, dtype=np.uint8)[None, :, None], (48, 1, 3))
+    return {
+        "full/cmyk.jpg": _encode(Image.new("CMYK", (40, 32), (0, 128, 255, 0)), "JPEG"),
+        "full/gray16.png": _encode(Image.fromarray(ramp), "PNG"),
+        "full/palette.png": _encode(palette, "PNG"),
+        "full/rgba.png": _encode(Image.new("RGBA", (36, 36), (255, 0, 0, 128)), "PNG"),
+        "full/rotated.jpg": _encode(noise.resize((48, 24)), "JPEG", exif=exif),
+        "full/corrupt.jpg": jpeg[:20] + bytes(rng.integers(0, 256, 400, dtype=np.uint8)),
+        "full/truncated.jpg": jpeg[: len(jpeg) // 2],
+        "full/empty.jpg": b"",
+        "full/not_an_image.jpg": b"<html>404 not found</html>\n",
+        "full/huge.png": _png_header(100_000, 100_000),
+        "full/README.txt": b"not an input: no image suffix\n",
+        "shop/wide.jpg": _encode(Image.fromarray(wide), "JPEG"),
+        "shop/broken.jpg": jpeg[: len(jpeg) // 3],
+    }
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local synthetic dataset (4 full, 3 shop photos with masks, 2 styles) + odd files."""
+    from fsg_ray import synthetic
+
+    root = tmp_path_factory.mktemp("data")
+    synthetic.write_dataset(
+        root,
+        seed=0,
+        n_full=4,
+        n_shop=3,
+        n_heldout=0,
+        full_size=48,
+        shop_size=64,
+        style_size=48,
+        styles=("stripes", "dots"),
+    )
+    for rel, data in odd_files().items():
+        (root / rel).write_bytes(data)
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_bucket(data_root: Path, s3_server: str, s3_client: Any) -> str:
+    """The same dataset in a bucket on the moto server, as ``s3://fsg-data/root``."""
+    from fsg_ray.storage import Storage, StorageOptions, join, relative
+
+    s3_client.create_bucket(Bucket="fsg-data")
+    storage = Storage(StorageOptions(endpoint_url=s3_server, region="us-east-1"))
+    for path in storage.list_files(str(data_root)):
+        storage.copy(path, join("s3://fsg-data/root", relative(path, str(data_root))))
+    return "s3://fsg-data/root"
