@@ -76,11 +76,10 @@ def s3_bucket(s3_client: Any) -> str:
 # Data-plane fixtures: one local Ray for the session, and a small dataset full of odd files,
 # on local disk and in an S3 bucket (tests/test_data.py, tests/test_datacmd.py).
 import io  # noqa: E402
-import struct  # noqa: E402
-import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from imagefiles import png_header  # noqa: E402
 from PIL import Image  # noqa: E402
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -115,18 +114,6 @@ def _encode(img: Image.Image, fmt: str, **kw: Any) -> bytes:
     return buf.getvalue()
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height RGB pixels, with almost no pixel data."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + body))
-        return struct.pack(">I", len(body)) + kind + body + crc
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 16)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 def odd_files() -> dict[str, bytes]:
     """Relative path -> bytes of the odd files added to the synthetic dataset."""
     rng = np.random.default_rng(0)
@@ -149,7 +136,7 @@ def odd_files() -> dict[str, bytes]:
         "full/truncated.jpg": jpeg[: len(jpeg) // 2],
         "full/empty.jpg": b"",
         "full/not_an_image.jpg": b"<html>404 not found</html>\n",
-        "full/huge.png": _png_header(100_000, 100_000),
+        "full/huge.png": png_header(100_000, 100_000),
         "full/README.txt": b"not an input: no image suffix\n",
         "shop/wide.jpg": _encode(Image.fromarray(wide), "JPEG"),
         "shop/broken.jpg": jpeg[: len(jpeg) // 3],

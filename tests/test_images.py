@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import io
 import pickle
-import struct
-import zlib
 
 import numpy as np
 import pytest
 import torch
+from imagefiles import png_header
 from PIL import Image
 
 from fsg_ray import images
@@ -58,18 +57,6 @@ def test_tensor_round_trip() -> None:
     assert np.array_equal(np.asarray(images.to_image(t)), arr)
     mask = images.mask_to_tensor(Image.fromarray(np.array([[0, 127, 128, 255]], dtype=np.uint8)))
     assert mask.tolist() == [[0.0, 0.0, 1.0, 1.0]]
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height RGB pixels, with almost no pixel data."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + body))
-        return struct.pack(">I", len(body)) + kind + body + crc
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 16)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def reason(data: bytes, **kw) -> str:
