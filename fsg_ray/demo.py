@@ -24,7 +24,7 @@ from tqdm import tqdm
 from fsg_ray import algorithm as A
 from fsg_ray import config as C
 from fsg_ray import images, local_data, synthetic, transforms, visualize
-from fsg_ray.models import Generator, load_vgg
+from fsg_ray.models import Generator, VGGWeights, load_vgg
 from fsg_ray.storage import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def run_demo(out: Path, style_name: str = "stripes", quick: bool = False, seed: 
     }
 
 
-def _resume_or_start(out: Path, cfg: C.TrainConfig, vgg, data: DemoData) -> A.Run:  # type: ignore[no-untyped-def]
+def _resume_or_start(out: Path, cfg: C.TrainConfig, vgg: VGGWeights, data: DemoData) -> A.Run:
     path = out / "checkpoint.pt"
     if path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)

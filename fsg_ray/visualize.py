@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -75,7 +76,12 @@ def loss_curves(history: Sequence[dict[str, float]], phase_names: Sequence[str])
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
-def _shade_phases(ax, history, phase_names, colours) -> None:  # type: ignore[no-untyped-def]
+def _shade_phases(
+    ax: Any,
+    history: Sequence[dict[str, float]],
+    phase_names: Sequence[str],
+    colours: Mapping[str, str],
+) -> None:
     start = 0
     for i in range(1, len(history) + 1):
         if i == len(history) or history[i]["phase"] != history[start]["phase"]:
