@@ -27,6 +27,7 @@ names the URI.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -42,7 +43,6 @@ from typing import Any, NamedTuple, TypeVar
 import boto3
 import botocore.config
 import botocore.exceptions
-import pyarrow as pa
 import pyarrow.fs as pafs
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ SUPPORTED = "a local path, file:///abs/path or s3://bucket/key"
 # Bytes per multipart part and per streamed read. S3 needs parts of >= 5 MiB (except the last);
 # a write smaller than one part is a single PutObject.
 CHUNK_BYTES = 8 * 1024 * 1024
+#: Bytes per ranged GET of an S3 read.
+READ_CHUNK_BYTES = CHUNK_BYTES
+#: Whole-file reads of an S3 object overwritten meanwhile start over this many times.
+READ_ATTEMPTS = 5
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
 # pyarrow raises a plain OSError whose text carries the AWS SDK error name and, for bodiless
@@ -85,6 +89,10 @@ class StorageError(OSError):
 
 class NotFound(StorageError, FileNotFoundError):
     """The key, file or bucket named by a URI does not exist."""
+
+
+class ObjectChanged(StorageError):
+    """An S3 object was overwritten while it was being read (its ETag changed)."""
 
 
 class Location(NamedTuple):
@@ -251,13 +259,20 @@ class Storage:
         return bool(info.type == pafs.FileType.File)
 
     def read_bytes(self, uri: Uri) -> bytes:
-        """Reads a whole file.
+        """Reads a whole file: one version of it, even while it is being overwritten.
 
         Raises:
             NotFound: If the file, key or bucket does not exist.
             StorageError: On other failures, after retries if they were transient.
         """
-        return b"".join(self.read_chunks(uri))
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                return b"".join(self.read_chunks(uri))
+            except ObjectChanged:
+                if attempt == READ_ATTEMPTS:
+                    raise
+                logger.info("%s: overwritten while being read, reading it again", uri)
+        raise AssertionError("unreachable")
 
     def read_chunks(self, uri: Uri) -> Iterator[bytes]:
         """Streams a file in chunks of at most :data:`CHUNK_BYTES`; each S3 read is retried.
@@ -271,9 +286,7 @@ class Storage:
             except FileNotFoundError as exc:
                 raise NotFound(f"{text}: no such file") from exc
             return _chunks(file, lambda: file.read(CHUNK_BYTES))
-        stream = self._open_s3(loc.bucket, text)
-        # Each read is one ranged GET that moves the position only on success: retry-safe.
-        return _chunks(stream, lambda: self._retry(text, lambda: stream.read(CHUNK_BYTES)))
+        return self._s3_chunks(loc.bucket, loc.path, text)
 
     def write_bytes(self, uri: Uri, data: bytes) -> str:
         """Writes ``data`` atomically, replacing any old file; returns the URI."""
@@ -335,13 +348,48 @@ class Storage:
             self._check_bucket(bucket, uri)
         return [i.path[len(base) + 1 :] for i in infos if i.type == pafs.FileType.File]
 
-    def _open_s3(self, bucket: str, uri: str) -> pa.NativeFile:
-        fs, path = self.filesystem(uri)
+    def _s3_chunks(self, bucket: str, key: str, uri: str) -> Iterator[bytes]:
+        """The object in ranged GETs, each retried, all pinned to one version by its ETag.
+
+        The first GET is made before returning (so NotFound is raised here); its reply gives
+        the size and ETag. pyarrow's input stream read whatever object was there at each
+        read: a concurrent overwrite gave a truncated or zero-padded mix of two versions.
+        """
+        first = self._get_first(bucket, key, uri)
+        size = int(first["ContentRange"].rpartition("/")[2]) if "ContentRange" in first else 0
+        return self._s3_ranges(bucket, key, uri, first, size)
+
+    def _get_first(self, bucket: str, key: str, uri: str) -> dict[str, Any]:
+        byte_range = f"bytes=0-{READ_CHUNK_BYTES - 1}"
         try:
-            return self._retry(uri, lambda: fs.open_input_stream(path))
+            return self._retry(uri, functools.partial(self._get_s3, bucket, key, byte_range))
         except NotFound:
             self._check_bucket(bucket, uri)
             raise
+        except StorageError as exc:
+            if "InvalidRange" not in str(exc):
+                raise
+            # S3 refuses any range of an empty object; fetch it whole (it is empty).
+            return self._retry(uri, functools.partial(self._get_s3, bucket, key, None))
+
+    def _s3_ranges(
+        self, bucket: str, key: str, uri: str, first: dict[str, Any], size: int
+    ) -> Iterator[bytes]:
+        yield first["data"]
+        for start in range(READ_CHUNK_BYTES, size, READ_CHUNK_BYTES):
+            byte_range = f"bytes={start}-{min(start + READ_CHUNK_BYTES, size) - 1}"
+            get = functools.partial(self._get_s3, bucket, key, byte_range, first["ETag"])
+            yield self._retry(uri, get)["data"]
+
+    def _get_s3(
+        self, bucket: str, key: str, byte_range: str | None, etag: str | None = None
+    ) -> dict[str, Any]:
+        """One GET, body included (a connection lost mid-body is retried with the request)."""
+        kwargs = {"Range": byte_range} if byte_range else {}
+        reply = self._s3.get_object(
+            Bucket=bucket, Key=key, **kwargs, **({"IfMatch": etag} if etag else {})
+        )
+        return {**reply, "data": bytes(reply["Body"].read())}
 
     def _write_s3(self, bucket: str, key: str, uri: str, chunks: Iterable[bytes]) -> None:
         """One PutObject for less than two parts, else a multipart upload, aborted on error."""
@@ -454,6 +502,8 @@ def _permanent(uri: str, exc: Exception) -> Exception:
             return NotFound(f"{uri}: no such bucket ({exc})")
         if code in ("NoSuchKey", "404", "NotFound"):
             return NotFound(f"{uri}: no such key ({exc})")
+        if code in ("PreconditionFailed", "412"):
+            return ObjectChanged(f"{uri}: overwritten while being read ({exc})")
         return StorageError(f"{uri}: {exc}")
     if isinstance(exc, (OSError, botocore.exceptions.BotoCoreError)):
         return StorageError(f"{uri}: {exc}")
