@@ -8,16 +8,28 @@ content targets, 128 px shop-photo patches at stride 16, T = 1, tau(1) = tau(2) 
 Every dataclass is frozen and validates itself in ``__post_init__``; :func:`from_dict`
 rebuilds the tree from plain data (YAML, ``asdict``) and names any unknown key. The config
 crosses process boundaries as ``dataclasses.asdict(cfg)`` and is stored in every checkpoint.
+
+:class:`TrainConfig` trains one style. :class:`CatalogueConfig` is the catalogue file
+(:func:`load_catalogue`): the data, every style with its per-style overrides, one shared
+:class:`TrainConfig`, Ray resources and storage. Error messages name keys by their path from
+the root of the tree being loaded, e.g. ``styles[2].overrides.schedule.lr_global``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
+import os
 import re
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+import yaml
 
 #: VGG-19 layer names the loss taps may use (torchvision layout, see ``models.VGG19_CFG``).
 VGG_TAPS: tuple[str, ...] = (
@@ -38,6 +50,14 @@ class ConfigError(ValueError):
 def _require(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {message}")
+
+
+def _check_vgg_weights(key: str, spec: str) -> None:
+    _require(
+        isinstance(spec, str) and bool(_VGG_WEIGHTS.match(spec)),
+        key,
+        f"{spec!r} is not 'imagenet', 'random:<seed>' or a state dict's path/URI",
+    )
 
 
 def _check_layers(key: str, layers: tuple[str, ...], allow_empty: bool = False) -> None:
@@ -152,11 +172,7 @@ class ModelConfig:
     leaky_slope: float = 0.2
 
     def __post_init__(self) -> None:
-        _require(
-            bool(_VGG_WEIGHTS.match(self.vgg_weights)),
-            "model.vgg_weights",
-            f"{self.vgg_weights!r} is not 'imagenet', 'random:<seed>' or a state dict's path/URI",
-        )
+        _check_vgg_weights("model.vgg_weights", self.vgg_weights)
         _require(
             self.decoder_norm in ("batch", "instance"),
             "model.decoder_norm",
@@ -288,7 +304,7 @@ T = TypeVar("T")
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
-    """Builds a config dataclass from plain data, naming any unknown or mistyped key.
+    """Builds a config dataclass from plain data, naming any unknown, missing or mistyped key.
 
     Args:
         cls: the dataclass to build (e.g. :class:`TrainConfig`).
@@ -296,21 +312,59 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
         prefix: dotted path of ``data`` inside the whole tree, for error messages.
 
     Raises:
-        ConfigError: a key is unknown, or a value has the wrong type or is out of range.
+        ConfigError: a key is unknown or missing, or a value has the wrong type or is out of
+            range.
     """
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{prefix or cls.__name__}: expected a mapping, got {type(data).__name__}"
-        )
+    data = _known_keys(cls, data, prefix)
+    if prefix and cls in _self_rooted():
+        # Its checks name keys from itself ("schedule.batch_size"): build it from the root,
+        # then put the whole path in front of any error.
+        with _prefixed(prefix):
+            return from_dict(cls, data)
     hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = prefix or cls.__name__
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(names)}")
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.name not in data
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{', '.join(prefix + k for k in missing)}: required key is missing")
     kwargs = {k: _coerce(hints[k], v, f"{prefix}{k}") for k, v in data.items()}
     return cls(**kwargs)
+
+
+def _self_rooted() -> tuple[type, ...]:
+    """Dataclasses whose checks name keys relative to themselves, not to a parent."""
+    return (TrainConfig, StyleSpec)
+
+
+@contextlib.contextmanager
+def _prefixed(prefix: str) -> Iterator[None]:
+    """Re-raises any :class:`ConfigError` of the block with ``prefix`` before its message."""
+    try:
+        yield
+    except ConfigError as err:
+        raise ConfigError(f"{prefix}{err}") from None
+
+
+def _known_keys(cls: type, data: Any, prefix: str) -> dict[str, Any]:
+    """Returns ``data`` (None as ``{}``) after checking it is a mapping of ``cls``'s fields."""
+    where = prefix.rstrip(".") or cls.__name__
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(str(k) for k in data if k not in names)
+    if unknown:
+        guess = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f" (did you mean {guess[0]!r}?)" if guess and len(unknown) == 1 else ""
+        raise ConfigError(
+            f"{', '.join(prefix + k for k in unknown)}: unknown key{hint}; "
+            f"known keys in {where} are {sorted(names)}"
+        )
+    return data
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
@@ -321,13 +375,20 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         (item,) = {a for a in get_args(hint) if a is not Ellipsis}
-        return tuple(_coerce(item, v, key) for v in value)
+        return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return value
     if origin is Literal:
         if value not in get_args(hint):
             raise ConfigError(f"{key}: {value!r} is not one of {list(get_args(hint))}")
         return value
     if origin in (typing.Union, types.UnionType):
-        return value
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if value is None or len(options) != 1:
+            return value
+        return _coerce(options[0], value, key)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if (
@@ -335,21 +396,31 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         and not isinstance(value, hint)
         or (hint is int and isinstance(value, bool))
     ):
-        raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")
+        raise ConfigError(
+            f"{key}: expected {hint.__name__}, got {value!r}{_yaml_float_hint(value)}"
+        )
+    return value
+
+
+def _yaml_float_hint(value: Any) -> str:
+    """PyYAML (YAML 1.1) reads ``1e-3`` as text; say so when a float arrives as such text."""
+    if isinstance(value, str) and re.fullmatch(r"[-+]?\d+e[-+]?\d+", value.strip(), re.I):
+        return " (YAML reads exponents without a dot as text: write 1.0e-3, not 1e-3)"
+    return ""
+
+
+def _plain(value: Any) -> Any:
+    """Deep copy of plain data with tuples turned into lists (the YAML/JSON form)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(x) for x in value]
+    if isinstance(value, dict):
+        return {k: _plain(x) for k, x in value.items()}
     return value
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """Plain, YAML/JSON-friendly form of a config (tuples become lists)."""
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return plain(dataclasses.asdict(cfg))
+    return _plain(dataclasses.asdict(cfg))
 
 
 def replace(cfg: T, **sections: dict[str, Any]) -> T:
@@ -363,3 +434,302 @@ def replace(cfg: T, **sections: dict[str, Any]) -> T:
             raise ConfigError(f"{section}: unknown config section; known are {sorted(merged)}")
         merged[section] = {**merged[section], **values}
     return from_dict(type(cfg), merged)
+
+
+# --- The catalogue: every style of a collection, trained at once ----------------------------
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.DOTALL)
+_URI_FORMS = "a local path, file:///abs/path or s3://bucket/key"
+
+
+def _check_name(key: str, name: str, what: str) -> None:
+    _require(
+        isinstance(name, str) and _NAME.fullmatch(name) is not None,
+        key,
+        f"{name!r} is not a valid {what} name: 1-64 characters of a-z, 0-9, '_' and '-', "
+        "starting with a letter or digit",
+    )
+
+
+def _check_uri(key: str, uri: str) -> None:
+    """Accepts the URI forms of ``storage.parse_uri`` (not imported: config stays light)."""
+    _require(isinstance(uri, str) and uri.strip() != "", key, f"needs {_URI_FORMS}")
+    match = _SCHEME.fullmatch(uri)
+    if match is not None:
+        scheme, rest = match[1].lower(), match[2]
+        ok = (scheme == "file" and rest.startswith("/")) or (
+            scheme == "s3" and rest.partition("/")[0] != ""
+        )
+        _require(ok, key, f"{uri!r} is not {_URI_FORMS}")
+
+
+def _check_overrides(overrides: Any) -> dict[str, dict[str, Any]]:
+    """Checks that ``overrides`` is shaped like :class:`TrainConfig`'s sections; a plain copy.
+
+    Values are checked later, once applied to the catalogue's train config, because some
+    checks compare two keys (e.g. ``data.global_target_size >= data.global_input_size``).
+    """
+    sections = get_type_hints(TrainConfig)
+    checked = _known_keys(TrainConfig, overrides, "overrides.")
+    return {
+        name: _plain(_known_keys(sections[name], values, f"overrides.{name}."))
+        for name, values in checked.items()
+    }
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    """One style of the catalogue: its id, its style image y_s and its config overrides.
+
+    Attributes:
+        name: the style's id in run folders, the registry and the serving API.
+        image: URI of the style image y_s (a local path, ``file://`` or ``s3://``).
+        overrides: keys of :class:`TrainConfig` that differ for this style, nested by section
+            like the catalogue's ``train`` (e.g. ``{"loss": {"style_weight": 10.0}}``) and
+            applied on top of it by :meth:`CatalogueConfig.style_config`.
+    """
+
+    name: str
+    image: str
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_name("name", self.name, "style")
+        _check_uri("image", self.image)
+        # A private plain copy: the caller's dict cannot change a frozen spec afterwards.
+        object.__setattr__(self, "overrides", _check_overrides(self.overrides))
+
+
+@dataclass(frozen=True)
+class DataSources:
+    """Where the two training sets live (paper §3.1).
+
+    Attributes:
+        full: full-body images X^(2): a prefix in the Fashion144k layout, or a ``.csv`` /
+            ``.parquet`` manifest listing image URIs.
+        shop: shop photos that X^(1)'s patches are cut from: a prefix or a manifest.
+        masks: optional prefix of garment masks for the shop photos (see
+            ``data.patch_mask_fraction``).
+    """
+
+    full: str
+    shop: str
+    masks: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_uri("data.full", self.full)
+        _check_uri("data.shop", self.shop)
+        if self.masks is not None:
+            _check_uri("data.masks", self.masks)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each style's Ray Train run asks the cluster for.
+
+    Attributes:
+        cpus_per_worker: CPUs each training worker reserves.
+        gpus_per_worker: GPUs each training worker reserves when it trains on GPU (may be a
+            fraction, to pack several styles on one GPU).
+        workers_per_style: data-parallel training workers of one style.
+        max_concurrent_styles: styles training at the same time; 0 trains all at once.
+        use_gpu: ``auto`` trains on GPU when the cluster has any, ``always`` requires GPUs,
+            ``never`` trains on CPU (see :meth:`worker_gpus`).
+    """
+
+    cpus_per_worker: float = 2.0
+    gpus_per_worker: float = 1.0
+    workers_per_style: int = 1
+    max_concurrent_styles: int = 0
+    use_gpu: Literal["auto", "always", "never"] = "auto"
+
+    def __post_init__(self) -> None:
+        _require(self.cpus_per_worker > 0, "resources.cpus_per_worker", "must be > 0")
+        _require(self.gpus_per_worker >= 0, "resources.gpus_per_worker", "must be >= 0")
+        _require(self.workers_per_style >= 1, "resources.workers_per_style", "must be >= 1")
+        _require(
+            self.max_concurrent_styles >= 0,
+            "resources.max_concurrent_styles",
+            "must be >= 0 (0: all styles at once)",
+        )
+        _require(
+            self.use_gpu in ("auto", "always", "never"),
+            "resources.use_gpu",
+            f"{self.use_gpu!r} is not one of auto, always, never",
+        )
+        _require(
+            self.use_gpu != "always" or self.gpus_per_worker > 0,
+            "resources.gpus_per_worker",
+            "must be > 0 when resources.use_gpu is always",
+        )
+
+    def worker_gpus(self, cluster_gpus: float) -> float:
+        """GPUs each worker reserves on a cluster with ``cluster_gpus`` GPUs (0: CPU training)."""
+        if self.use_gpu == "never" or (self.use_gpu == "auto" and cluster_gpus <= 0):
+            return 0.0
+        return self.gpus_per_worker
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where runs and published generators go, and how to reach S3.
+
+    Attributes:
+        runs: URI under which each style's checkpoints, sample grids and metrics are written,
+            as ``<runs>/<catalogue name>/<style>/...`` (Ray Train's storage).
+        registry: URI of the registry of published generators.
+        s3_endpoint: S3 endpoint such as ``http://minio:9000``; None for AWS itself.
+        s3_region: S3 region; None lets the AWS chain of each process decide.
+    """
+
+    runs: str
+    registry: str
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_uri("storage.runs", self.runs)
+        _check_uri("storage.registry", self.registry)
+        _require(
+            self.s3_endpoint is None or self.s3_endpoint.startswith(("http://", "https://")),
+            "storage.s3_endpoint",
+            f"{self.s3_endpoint!r} must start with http:// or https://",
+        )
+        _require(self.s3_region != "", "storage.s3_region", "must not be empty (omit it)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatalogueConfig:
+    """A catalogue file: every style of a collection, trained at once by one trainer.
+
+    Attributes:
+        name: the catalogue's id (same rules as a style name); names its run folder.
+        data: the training sets every style shares.
+        styles: the styles, each with its image and overrides; names are unique.
+        train: the :class:`TrainConfig` every style starts from (the paper's by default).
+        resources: Ray resources of each style's run.
+        storage: where runs and published generators go.
+        max_failures: restarts of a failed style's run from its last checkpoint (Ray Train's
+            ``FailureConfig``; -1 retries forever, 0 never).
+        samples: held-out garments rendered in each style's sample grids.
+    """
+
+    name: str
+    data: DataSources
+    styles: tuple[StyleSpec, ...]
+    train: TrainConfig = field(default_factory=TrainConfig)
+    resources: Resources = field(default_factory=Resources)
+    storage: StorageConfig
+    max_failures: int = 2
+    samples: int = 4
+
+    def __post_init__(self) -> None:
+        _check_name("name", self.name, "catalogue")
+        _require(len(self.styles) > 0, "styles", "needs at least one style")
+        first: dict[str, int] = {}
+        for i, style in enumerate(self.styles):
+            if style.name in first:
+                raise ConfigError(
+                    f"styles[{i}].name: duplicate style {style.name!r} "
+                    f"(also styles[{first[style.name]}])"
+                )
+            first[style.name] = i
+            with _prefixed(f"styles[{i}].overrides."):
+                replace(self.train, **style.overrides)
+        _require(self.max_failures >= -1, "max_failures", "must be >= -1 (-1: retry forever)")
+        _require(self.samples >= 1, "samples", "must be >= 1")
+
+    def style(self, name: str) -> StyleSpec:
+        """The style called ``name``.
+
+        Raises:
+            ConfigError: the catalogue has no such style.
+        """
+        for style in self.styles:
+            if style.name == name:
+                return style
+        known = [s.name for s in self.styles]
+        raise ConfigError(f"styles: no style {name!r}; the catalogue has {known}")
+
+    def style_config(self, name: str) -> TrainConfig:
+        """The train config of style ``name``: the catalogue's, with the style's overrides."""
+        return replace(self.train, **self.style(name).overrides)
+
+
+def catalogue_from_dict(data: dict[str, Any] | None) -> CatalogueConfig:
+    """Builds a catalogue from plain data (a parsed YAML file, or :func:`to_dict`'s output).
+
+    Besides :class:`CatalogueConfig`'s keys, a top-level ``vgg_weights`` is accepted as a
+    shortcut for ``train.model.vgg_weights``.
+
+    Raises:
+        ConfigError: a key is unknown, missing or invalid; the message names its path.
+    """
+    if isinstance(data, dict) and "vgg_weights" in data:
+        data = _move_vgg_shortcut(data)
+    return from_dict(CatalogueConfig, data)
+
+
+def _move_vgg_shortcut(data: dict[str, Any]) -> dict[str, Any]:
+    """Copy of ``data`` with the top-level ``vgg_weights`` moved to ``train.model``."""
+    rest = {k: v for k, v in data.items() if k != "vgg_weights"}
+    weights = data["vgg_weights"]
+    _check_vgg_weights("vgg_weights", weights)
+    train = rest.get("train") or {}
+    model = (train.get("model") or {}) if isinstance(train, dict) else None
+    if not isinstance(model, dict):
+        return rest  # from_dict names the malformed section
+    if model.get("vgg_weights", weights) != weights:
+        raise ConfigError(
+            f"vgg_weights: {weights!r} conflicts with train.model.vgg_weights "
+            f"{model['vgg_weights']!r}; give it once"
+        )
+    rest["train"] = {**train, "model": {**model, "vgg_weights": weights}}
+    return rest
+
+
+def load_catalogue(path: str | os.PathLike[str]) -> CatalogueConfig:
+    """Reads and validates a catalogue YAML file (see ``jobs/configs/paper_styles.yaml``).
+
+    Raises:
+        ConfigError: the file is missing or unreadable, is not valid YAML (the message gives
+            the line and column), repeats a key, or fails :func:`catalogue_from_dict`; the
+            message starts with the file's path.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such catalogue file") from None
+    except (OSError, UnicodeError) as err:
+        raise ConfigError(f"{file}: cannot read the catalogue file: {err}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no object tags
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{file}:{_yaml_error(err)}") from None
+    with _prefixed(f"{file}: "):
+        return catalogue_from_dict(data)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key repeated in one mapping is an error."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_error(err: yaml.YAMLError) -> str:
+    """``line:column: invalid YAML: problem`` for a PyYAML error (1-based, as editors count)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    where = f"{mark.line + 1}:{mark.column + 1}:" if mark is not None else ""
+    return f"{where} invalid YAML: {problem}"
