@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fsg_ray import datacmd, synthetic
+from fsg_ray.storage import Storage, StorageError, StorageOptions
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -22,6 +24,26 @@ def _demo(args: argparse.Namespace) -> int:
         f"before/after grid: {out / 'grid.png'}\nloss curves:       {out / 'losses.png'}\n"
         f"generator:         {out / 'generator.pt'}"
     )
+    return 0
+
+
+def _styles(args: argparse.Namespace) -> int:
+    from fsg_ray import registry
+
+    options = StorageOptions.from_env()
+    if args.endpoint_url:
+        options = dataclasses.replace(options, endpoint_url=args.endpoint_url)
+    try:
+        styles = registry.list_styles(Storage(options), args.registry)
+    except StorageError as e:
+        print(f"fsg styles: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(registry.styles_as_json(styles), indent=2))
+    elif styles:
+        print(registry.format_table(styles))
+    else:
+        print(f"no styles published in {args.registry}")
     return 0
 
 
@@ -50,6 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="a few steps only: checks the pipeline in seconds"
     )
     demo.set_defaults(func=_demo)
+    styles = sub.add_parser(
+        "styles",
+        help="list the styles published in a registry, with their versions",
+        description="Lists every style of a registry (read from the per-style indexes): its "
+        "current version, all versions, and the current version's publish time, final losses "
+        "and VGG weights.",
+    )
+    styles.add_argument("registry", help="registry folder or prefix (URI)")
+    styles.add_argument("--json", action="store_true", help="print the style indexes as JSON")
+    styles.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="S3 endpoint such as http://127.0.0.1:9000 (default: AWS_ENDPOINT_URL_S3 or "
+        "AWS_ENDPOINT_URL, else AWS itself)",
+    )
+    styles.set_defaults(func=_styles)
     datacmd.register(sub)
     return parser
 
