@@ -8,17 +8,22 @@ all per-row randomness, so the data do not depend on sharding or scheduling.
 The pipelines (lazy ``ray.data.Dataset`` objects)::
 
     read_full_images   read bytes -> decode -> shrink short side to <= 1.5 x global_target_size
-    read_shop_photos   read bytes (+ mask) -> decode -> short side to 2 x patch_size
-                       (each row: id, uri, reason, image (H, W, 3) uint8 [, mask (H, W) uint8])
+                       (rows: id, uri, reason, image (H, W, 3) uint8)
+    read_shop_photos   read bytes (+ mask) -> decode -> short side to 2 x patch_size -> the
+                       corners of every patch at the stride, optionally only those mostly
+                       inside the garment mask (rows: id, uri, reason, image, windows (N, 2))
     good_rows          the rows that decoded (reason == "")
-    shop_patches       X^(1): every patch at the stride, optionally only those mostly inside
-                       the garment mask -> random_shuffle(seed)
     data_report        the bad files of a decoded set: counted and listed with their reason
 
-X^(2) pairs (x at ``global_input_size``, y_c at ``global_target_size``) are cut on the training
-worker by :class:`GlobalPairCollate`, inside ``iter_torch_batches`` (a prefetch thread), because
-a Ray Data function cannot know the epoch and the crop is drawn from (seed, epoch, row id).
-:class:`RayDataBatches` serves both sets to Algorithm 1 as :class:`fsg_ray.algorithm.Batches`.
+Both sets stay photo-sized in the object store; the training worker cuts what Algorithm 1
+eats. X^(2) pairs (x at ``global_input_size``, y_c at ``global_target_size``) are cut by
+:class:`GlobalPairCollate`, inside ``iter_torch_batches`` (a prefetch thread), because a Ray
+Data function cannot know the epoch and the crop is drawn from (seed, epoch, row id). X^(1)
+patches are cut from their photo's windows after a two-level seeded shuffle (photos, then
+patches in a buffer: :func:`shuffled_windows`). Storing the 81 patches of a 256 px photo
+instead would move 16x its bytes through the object store (measured: 0.06x the throughput
+of a bare loop; docs/benchmarks.md). :class:`RayDataBatches` serves both sets to Algorithm 1
+as :class:`fsg_ray.algorithm.Batches`.
 
 Bytes are read with ``ray.data.read_binary_files`` and decoded by :func:`fsg_ray.images.
 decode_image` inside ``map_batches``: one bad file becomes a row with a reason, never a failed
@@ -39,12 +44,11 @@ Typical use on the driver, then in each Ray Train worker::
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -69,18 +73,23 @@ log = logging.getLogger(__name__)
 FULL, PATCHES = "full", "patches"
 #: Decoded full images keep at most this multiple of ``global_target_size`` as short side.
 FULL_SIDE_FACTOR = 1.5
-#: Rows per ``map_batches`` call while decoding: bounds the memory of one task.
-DECODE_BATCH = 16
-#: The per-epoch local shuffle on the worker holds this many batches.
+#: Files per read task: each task reads and decodes this many files in one fused
+#: ``read -> map_batches`` step (Ray's default would start a task per few files).
+FILES_PER_TASK = 32
+#: The per-epoch local shuffle of full images on the worker holds this many batches.
 SHUFFLE_BATCHES = 8
+#: Shop photos per batch read by a training worker, and held by its photo-level shuffle.
+PHOTO_BATCH, PHOTO_SHUFFLE = 8, 32
+#: Patches mixed by the patch-level shuffle buffer (:func:`shuffled_windows`).
+PATCH_SHUFFLE = 1024
 MANIFEST_SUFFIXES = (".csv", ".parquet")
 REPORT_JSON, REPORT_PARQUET = "data_report.json", "bad_files.parquet"
 
 # Placeholders in the tensor columns of rows that failed to decode (filtered out by good_rows).
 _NO_IMAGE = np.zeros((1, 1, 3), dtype=np.uint8)
-_NO_MASK = np.zeros((1, 1), dtype=np.uint8)
+_NO_WINDOWS = np.zeros((0, 2), dtype=np.int32)
 # Spawn keys that keep the seeds of different random choices independent.
-_KEY_READ_ORDER, _KEY_SHUFFLE, _KEY_PAIR = 0, 1, 2
+_KEY_READ_ORDER, _KEY_SHUFFLE, _KEY_PAIR, _KEY_PATCH = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -139,13 +148,16 @@ class TrainingData:
 
     Attributes:
         full: X^(2): decoded full images (columns id, image), for :class:`GlobalPairCollate`.
-        patches: X^(1): shuffled shop-photo patches (columns id, index, patch).
+        patches: X^(1): decoded shop photos and their patch windows (columns id, image,
+            windows), for :class:`PatchStream`.
         report: Bad files of both sources.
+        heldout: Full images kept out of X^(2) (``holdout``), not decoded.
     """
 
     full: ray.data.Dataset
     patches: ray.data.Dataset
     report: DataReport
+    heldout: tuple[Input, ...] = ()
 
 
 # ---------------------------------------------------------------- inputs
@@ -232,26 +244,39 @@ def read_full_images(
         cfg: Image sizes.
         seed: Seeds the read order.
     """
-    order = np.random.default_rng(derive_seed(seed, _KEY_READ_ORDER)).permutation(len(inputs))
     kwargs = {
         "min_side": cfg.global_input_size,
         "max_side": int(FULL_SIDE_FACTOR * cfg.global_target_size),
     }
-    return _read([inputs[i] for i in order], storage, _decode_full_batch, kwargs)
+    return _read(_seeded_order(inputs, seed), storage, _decode_full_batch, kwargs)
 
 
 def read_shop_photos(
-    inputs: Sequence[Input], storage: Storage, cfg: DataConfig
+    inputs: Sequence[Input], storage: Storage, cfg: DataConfig, seed: int
 ) -> ray.data.Dataset:
-    """Shop photos for X^(1), decoded: rows ``id, uri, reason, image, mask``.
+    """Shop photos for X^(1), decoded: rows ``id, uri, reason, image, windows``.
 
     Each photo is resized so that its short side is ``2 x patch_size`` (as
-    :func:`fsg_ray.local_data.shop_patches` does); its mask, read through the same decode path,
-    is resized to the photo with nearest sampling. Photos without a mask get an all-ones mask,
-    so every patch counts as inside the garment. A bad mask makes its photo bad.
+    :func:`fsg_ray.local_data.shop_patches` does). ``windows`` (N, 2) int32 holds the
+    top-left corners of its patches at ``patch_stride``
+    (:func:`fsg_ray.transforms.patch_windows`); with ``cfg.patch_mask_fraction > 0`` only
+    those with at least that fraction of garment pixels. A mask is read through the same
+    decode path and resized to the photo with nearest sampling; a bad mask makes its photo
+    bad, and a photo without mask keeps every patch. Files are read in a seeded order.
     """
-    kwargs = {"storage": storage, "side": 2 * cfg.patch_size}
-    return _read(inputs, storage, _decode_shop_batch, kwargs)
+    kwargs = {
+        "storage": storage,
+        "side": 2 * cfg.patch_size,
+        "size": cfg.patch_size,
+        "stride": cfg.patch_stride,
+        "min_fraction": cfg.patch_mask_fraction,
+    }
+    return _read(_seeded_order(inputs, seed), storage, _decode_shop_batch, kwargs)
+
+
+def _seeded_order(inputs: Sequence[Input], seed: int) -> list[Input]:
+    order = np.random.default_rng(derive_seed(seed, _KEY_READ_ORDER)).permutation(len(inputs))
+    return [inputs[i] for i in order]
 
 
 def _read(
@@ -269,7 +294,11 @@ def _read(
     fs, _ = storage.filesystem(inputs[0].uri)
     by_path = {_fs_path(i.uri, storage): i for i in inputs}
     ds = ray.data.read_binary_files(
-        list(by_path), filesystem=fs, include_paths=True, ignore_missing_paths=True
+        list(by_path),
+        filesystem=fs,
+        include_paths=True,
+        ignore_missing_paths=True,
+        override_num_blocks=-(-len(inputs) // FILES_PER_TASK),
     )
     # Rows in a fixed order, so a resumed run skips ahead over the very batches it used. Each
     # read has its own copy of the DataContext, shared by the datasets derived from it; the
@@ -277,9 +306,10 @@ def _read(
     # pass ``dataset_config=train_dataset_config()`` to the trainer.
     ds.context.execution_options.preserve_order = True
     # Missing files are not rows at all; data_report lists them from the ids it never sees.
+    # batch_size=None (the whole block) lets Ray fuse the read and the decode into one task.
     return ds.map_batches(
         decode,
-        batch_size=DECODE_BATCH,
+        batch_size=None,
         batch_format="numpy",
         fn_kwargs={"by_path": by_path, **decode_kwargs},
     )
@@ -317,35 +347,42 @@ def _full_image(data: bytes, uri: str, min_side: int, max_side: int) -> np.ndarr
 
 
 def _decode_shop_batch(
-    batch: dict[str, np.ndarray], by_path: dict[str, Input], storage: Storage, side: int
+    batch: dict[str, np.ndarray], by_path: dict[str, Input], **kwargs: Any
 ) -> dict[str, list[Any]]:
-    """map_batches function: bytes (+ mask) -> shop photo at short side ``side`` and mask."""
-    out: dict[str, list[Any]] = {"id": [], "uri": [], "reason": [], "image": [], "mask": []}
+    """map_batches function: bytes (+ mask) -> shop photo at short side ``side``, windows."""
+    out: dict[str, list[Any]] = {"id": [], "uri": [], "reason": [], "image": [], "windows": []}
     for data, path in zip(batch["bytes"], batch["path"], strict=True):
         item = by_path[str(path)]
         try:
-            image, mask = _shop_photo(bytes(data), item, storage, side)
+            image, windows = _shop_photo(bytes(data), item, **kwargs)
             reason = ""
         except images.ImageDecodeError as e:
-            image, mask, reason = _NO_IMAGE, _NO_MASK, e.reason
-        _append(out, id=item.id, uri=item.uri, reason=reason, image=image, mask=mask)
+            image, windows, reason = _NO_IMAGE, _NO_WINDOWS, e.reason
+        _append(out, id=item.id, uri=item.uri, reason=reason, image=image, windows=windows)
     return out
 
 
 def _shop_photo(
-    data: bytes, item: Input, storage: Storage, side: int
+    data: bytes,
+    item: Input,
+    storage: Storage,
+    side: int,
+    size: int,
+    stride: int,
+    min_fraction: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     img = transforms.resize_short_side(
         images.to_tensor(images.decode_image(data, name=item.uri)), side
     )
-    hw = (img.shape[1], img.shape[2])
-    if item.mask is None:
-        return _to_uint8(img), np.ones(hw, dtype=np.uint8)
-    try:
-        mask = images.decode_mask(storage.read_bytes(item.mask), hw, name=item.mask)
-    except (images.ImageDecodeError, StorageError) as e:
-        raise images.ImageDecodeError(item.uri, f"mask {e}") from e
-    return _to_uint8(img), mask.numpy().astype(np.uint8)
+    h, w = img.shape[1], img.shape[2]
+    mask = None
+    if item.mask is not None:
+        try:
+            mask = images.decode_mask(storage.read_bytes(item.mask), (h, w), name=item.mask)
+        except (images.ImageDecodeError, StorageError) as e:
+            raise images.ImageDecodeError(item.uri, f"mask {e}") from e
+    windows = transforms.patch_windows(h, w, size, stride, mask, min_fraction)
+    return _to_uint8(img), windows.numpy().astype(np.int32)
 
 
 def _append(out: dict[str, list[Any]], **row: Any) -> None:
@@ -399,51 +436,6 @@ def write_report(report: DataReport, out_uri: str, storage: Storage) -> list[str
     ]
 
 
-# ---------------------------------------------------------------- X^(1) patches
-
-
-def shop_patches(photos: ray.data.Dataset, cfg: DataConfig, seed: int) -> ray.data.Dataset:
-    """X^(1): every ``patch_size`` patch at ``patch_stride`` of good shop photos, shuffled.
-
-    With ``cfg.patch_mask_fraction > 0`` only patches with at least that fraction of garment
-    pixels are kept (:func:`fsg_ray.transforms.patchify`). Rows: ``id`` (the photo),
-    ``index`` (the patch among the photo's kept patches, row-major) and ``patch``
-    (p, p, 3) uint8.
-
-    Args:
-        photos: ``good_rows(read_shop_photos(...))``.
-        cfg: Patch size, stride and mask fraction.
-        seed: Seeds ``random_shuffle``: the same seed gives the same order.
-    """
-    cut = functools.partial(
-        _patch_batch,
-        size=cfg.patch_size,
-        stride=cfg.patch_stride,
-        min_fraction=cfg.patch_mask_fraction,
-    )
-    patches = photos.map_batches(cut, batch_size=DECODE_BATCH, batch_format="numpy")
-    return patches.random_shuffle(seed=derive_seed(seed, _KEY_SHUFFLE))
-
-
-def _patch_batch(
-    batch: dict[str, np.ndarray], size: int, stride: int, min_fraction: float
-) -> dict[str, np.ndarray]:
-    """map_batches function: photos (+ masks) -> one row per kept patch."""
-    ids: list[int] = []
-    indices: list[int] = []
-    chunks: list[np.ndarray] = []
-    for row_id, image, mask in zip(batch["id"], batch["image"], batch["mask"], strict=True):
-        img = _tensor(image).permute(2, 0, 1)  # (3, H, W) uint8
-        m = torch.from_numpy(np.asarray(mask, dtype=np.float32))
-        kept = transforms.patchify(img, size, stride, m, min_fraction)  # (N, 3, p, p)
-        ids += [int(row_id)] * len(kept)
-        indices += range(len(kept))
-        chunks.append(kept.permute(0, 2, 3, 1).numpy())  # (N, p, p, 3)
-    empty = np.zeros((0, size, size, 3), dtype=np.uint8)
-    patch = np.concatenate(chunks) if chunks else empty
-    return {"id": np.asarray(ids, dtype=np.int64), "index": np.asarray(indices), "patch": patch}
-
-
 # ---------------------------------------------------------------- style and run-level helpers
 
 
@@ -465,26 +457,43 @@ def training_data(
     cfg: DataConfig,
     seed: int,
     mask_prefix: str | None = None,
+    holdout: int = 0,
 ) -> TrainingData:
     """Builds X^(2) and X^(1) and the report of their bad files.
 
     The decoded sets are materialized once (Ray spills to disk if needed), so the report and
-    the training epochs reuse the decoding instead of repeating it.
+    the training epochs reuse the decoding instead of repeating it. The good rows are
+    materialized too: reading them then needs no Ray task, so trainers whose workers hold
+    every CPU of the cluster cannot starve their own data.
+
+    Args:
+        holdout: The last ``holdout`` full images (by URI) are kept out of X^(2), for
+            sample grids of garments the generator never saw (``TrainingData.heldout``).
 
     Raises:
         ValueError: A source holds no usable image.
     """
     full_inputs = list_inputs(full_source, storage)
+    if holdout:
+        if holdout >= len(full_inputs):
+            raise ValueError(f"{full_source}: {len(full_inputs)} images, {holdout} held out")
+        heldout, full_inputs = full_inputs[-holdout:], full_inputs[:-holdout]
+    else:
+        heldout = []
     shop_inputs = list_inputs(shop_source, storage, mask_prefix)
     full = read_full_images(full_inputs, storage, cfg, seed).materialize()
-    shop = read_shop_photos(shop_inputs, storage, cfg).materialize()
+    shop = read_shop_photos(shop_inputs, storage, cfg, seed).materialize()
     full_report, shop_report = data_report(full, full_inputs), data_report(shop, shop_inputs)
     for source, part in ((full_source, full_report), (shop_source, shop_report)):
         if part.good == 0:
             raise ValueError(f"{source}: none of {part.inputs} inputs is a usable image")
         log.info("%s: %d good, %d bad inputs", source, part.good, len(part.bad))
-    patches = shop_patches(good_rows(shop), cfg, seed)
-    return TrainingData(good_rows(full), patches, full_report + shop_report)
+    return TrainingData(
+        good_rows(full).materialize(),
+        good_rows(shop).materialize(),
+        full_report + shop_report,
+        tuple(heldout),
+    )
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -540,12 +549,70 @@ class GlobalPairCollate(NumpyBatchCollateFn):
         return torch.stack(xs), torch.stack(ys)  # (B, 3, s, s), (B, 3, S, S)
 
 
-class PatchCollate(NumpyBatchCollateFn):
-    """Batches of uint8 patches (B, p, p, 3) -> float X^(1) patches (B, 3, p, p) in [0, 1]."""
+@dataclass(frozen=True)
+class Photos:
+    """Shop photos of one read batch, as tensors over the arrays Ray handed over.
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> Tensor:  # type: ignore[override]
-        patches = _tensor(batch["patch"])
-        return patches.permute(0, 3, 1, 2).float().div(255).contiguous()
+    Not a tuple of tensors on purpose: Ray would try to concatenate those to a device.
+    """
+
+    ids: list[int]
+    images: list[Tensor]  # each (3, H, W) uint8
+    windows: list[Tensor]  # each (N, 2) int: top-left corners of its patches
+
+
+class PhotoCollate(NumpyBatchCollateFn):
+    """Batches of shop photos (rows id, image, windows) -> :class:`Photos`."""
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> Photos:  # type: ignore[override]
+        return Photos(
+            [int(i) for i in batch["id"]],
+            [_tensor(img).permute(2, 0, 1) for img in batch["image"]],  # (3, H, W) view
+            [
+                torch.from_numpy(np.asarray(w, dtype=np.int64).reshape(-1, 2))
+                for w in batch["windows"]
+            ],
+        )
+
+
+#: One patch, before it is cut: (photo id, photo (3, H, W) uint8, top, left).
+PatchRef = tuple[int, Tensor, int, int]
+
+
+def shuffled_windows(
+    photo_batches: Iterable[Photos], batch_size: int, rng: np.random.Generator, buffer: int
+) -> Iterator[list[PatchRef]]:
+    """Batches of patch references in a seeded buffered shuffle; the last short one dropped.
+
+    The patches of arriving photos join a pool; once it holds ``2 x buffer`` patches it is
+    permuted and all but ``buffer`` leave in batches. Every patch is thus drawn from a mix
+    of at least ``buffer`` patches of many photos, while the work per patch stays O(1): one
+    permutation per ``buffer`` patches, no per-patch random call. The photo order itself is
+    already shuffled upstream. Deterministic given the photo order and ``rng``.
+    """
+    pool: list[PatchRef] = []
+    for photos in photo_batches:
+        for photo_id, image, windows in zip(photos.ids, photos.images, photos.windows, strict=True):
+            pool += [(photo_id, image, top, left) for top, left in windows.tolist()]
+        if len(pool) >= 2 * buffer:
+            yield from _drain(pool, batch_size, rng, keep=buffer)
+    yield from _drain(pool, batch_size, rng, keep=0)
+
+
+def _drain(
+    pool: list[PatchRef], batch_size: int, rng: np.random.Generator, keep: int
+) -> Iterator[list[PatchRef]]:
+    """Permutes ``pool`` and yields full batches from it until at most ``keep`` are left."""
+    pool[:] = [pool[i] for i in rng.permutation(len(pool))]
+    n_out = (len(pool) - keep) // batch_size * batch_size
+    out, pool[:] = pool[:n_out], pool[n_out:]
+    for start in range(0, n_out, batch_size):
+        yield out[start : start + batch_size]
+
+
+def cut_patches(refs: Sequence[PatchRef], size: int) -> Tensor:
+    """Patches of ``size`` px at their windows: (B, 3, size, size) uint8."""
+    return torch.stack([img[:, t : t + size, left : left + size] for _, img, t, left in refs])
 
 
 class BatchSource(Protocol):
@@ -554,27 +621,61 @@ class BatchSource(Protocol):
     def iter_torch_batches(self, **kwargs: Any) -> Any: ...
 
 
+def global_epoch(
+    source: BatchSource, cfg: DataConfig, batch_size: int, seed: int, prefetch_batches: int
+) -> Callable[[int], Iterator[tuple[Tensor, Tensor]]]:
+    """The X^(2) batches of each epoch: pairs cut in the prefetch thread, rows shuffled."""
+
+    def epoch(n: int) -> Iterator[tuple[Tensor, Tensor]]:
+        return iter(
+            source.iter_torch_batches(
+                batch_size=batch_size,
+                prefetch_batches=prefetch_batches,
+                collate_fn=GlobalPairCollate(cfg, seed, n),
+                drop_last=True,
+                local_shuffle_buffer_size=SHUFFLE_BATCHES * batch_size,
+                local_shuffle_seed=derive_seed(seed, _KEY_SHUFFLE, n),
+            )
+        )
+
+    return epoch
+
+
+def patch_epoch(
+    source: BatchSource, cfg: DataConfig, batch_size: int, seed: int, prefetch_batches: int
+) -> Callable[[int], Iterator[Tensor]]:
+    """The X^(1) batches of each epoch, (B, 3, p, p) uint8: photos shuffled, then patches."""
+
+    def epoch(n: int) -> Iterator[Tensor]:
+        photos = iter(
+            source.iter_torch_batches(
+                batch_size=PHOTO_BATCH,
+                prefetch_batches=prefetch_batches,
+                collate_fn=PhotoCollate(),
+                local_shuffle_buffer_size=PHOTO_SHUFFLE,
+                local_shuffle_seed=derive_seed(seed, _KEY_SHUFFLE, n),
+            )
+        )
+        rng = np.random.default_rng(derive_seed(seed, _KEY_PATCH, n))
+        try:
+            for refs in shuffled_windows(photos, batch_size, rng, PATCH_SHUFFLE):
+                yield cut_patches(refs, cfg.patch_size)
+        finally:
+            _close(photos)
+
+    return epoch
+
+
 class _Stream:
-    """Endless fixed-size batches from one source, epoch after epoch, with its position.
+    """Endless batches from one source, epoch after epoch, with its position.
 
     Args:
-        source: A Dataset or a Ray Train shard.
-        collate: Builds the collate function of an epoch.
-        batch_size: Rows per batch; the last, short batch of an epoch is dropped.
-        prefetch_batches: Batches prepared ahead, in a background thread.
-        seed: Seeds the per-epoch local shuffle.
+        epoch: Starts epoch n's iterator of batches.
+        batch_size: For the error when an epoch gives no batch.
     """
 
-    def __init__(
-        self,
-        source: BatchSource,
-        collate: Callable[[int], NumpyBatchCollateFn],
-        batch_size: int,
-        prefetch_batches: int,
-        seed: int,
-    ) -> None:
-        self.source, self.collate, self.seed = source, collate, seed
-        self.batch_size, self.prefetch_batches = batch_size, prefetch_batches
+    def __init__(self, epoch: Callable[[int], Iterator[Any]], batch_size: int) -> None:
+        self.epoch_fn, self.batch_size = epoch, batch_size
         self.epoch, self.batches = 0, 0
         self._it: Iterator[Any] | None = None
 
@@ -585,7 +686,7 @@ class _Stream:
         batch = next(self._it, None)
         if batch is None:
             if self.batches == 0:
-                raise ValueError(f"an epoch gave no batch: fewer than {self.batch_size} rows")
+                raise ValueError(f"an epoch gave no batch: fewer than {self.batch_size} samples")
             self.epoch, self.batches = self.epoch + 1, 0
             self._it = self._start()
             return self.next()
@@ -594,26 +695,30 @@ class _Stream:
 
     def _start(self) -> Iterator[Any]:
         """Starts epoch ``self.epoch``, skipping the batches a resumed run already used."""
-        it = iter(
-            self.source.iter_torch_batches(
-                batch_size=self.batch_size,
-                prefetch_batches=self.prefetch_batches,
-                collate_fn=self.collate(self.epoch),
-                drop_last=True,
-                local_shuffle_buffer_size=SHUFFLE_BATCHES * self.batch_size,
-                local_shuffle_seed=derive_seed(self.seed, _KEY_SHUFFLE, self.epoch),
-            )
-        )
+        it = self.epoch_fn(self.epoch)
         for _ in range(self.batches):
             next(it)
         return it
+
+    def close(self) -> None:
+        """Stops the epoch being read (its prefetch threads end with it)."""
+        if self._it is not None:
+            _close(self._it)
+        self._it = None
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "batches": self.batches}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        self.close()
         self.epoch, self.batches = int(state["epoch"]), int(state["batches"])
-        self._it = None
+
+
+def _close(it: Iterator[Any]) -> None:
+    """Closes a generator (Ray's batch iterators are generators); other iterators as they are."""
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
 
 
 class RayDataBatches:
@@ -621,11 +726,12 @@ class RayDataBatches:
 
     Inside a Ray Train worker use :meth:`from_train_shards`; tests and single-process runs
     pass Datasets directly (the same code path otherwise). Each set is re-read epoch after
-    epoch, forever; within an epoch rows pass a local shuffle seeded by (seed, epoch).
+    epoch, forever, in an order seeded by (seed, epoch). Close it (or use ``with``) before
+    Ray shuts down: an iterator still reading then would take the process down.
 
     Args:
         full: X^(2) decoded full images (``TrainingData.full``) or its shard.
-        patches: X^(1) patches (``TrainingData.patches``) or its shard.
+        patches: X^(1) shop photos and windows (``TrainingData.patches``) or its shard.
         cfg: Image sizes.
         batch_size: Samples per batch.
         seed: The run's seed.
@@ -641,13 +747,9 @@ class RayDataBatches:
         seed: int,
         prefetch_batches: int = 2,
     ) -> None:
-        def pairs(epoch: int) -> NumpyBatchCollateFn:
-            return GlobalPairCollate(cfg, seed, epoch)
-
-        self._global = _Stream(full, pairs, batch_size, prefetch_batches, seed)
-        self._patch = _Stream(
-            patches, lambda _epoch: PatchCollate(), batch_size, prefetch_batches, seed
-        )
+        args = (cfg, batch_size, seed, prefetch_batches)
+        self._global = _Stream(global_epoch(full, *args), batch_size)
+        self._patch = _Stream(patch_epoch(patches, *args), batch_size)
 
     @classmethod
     def from_train_shards(
@@ -671,9 +773,9 @@ class RayDataBatches:
         return x, y_c
 
     def patch_batch(self) -> Tensor:
-        """Shop-photo patches x in X^(1): (B, 3, p, p)."""
+        """Shop-photo patches x in X^(1): (B, 3, p, p) float in [0, 1]."""
         patches: Tensor = self._patch.next()
-        return patches
+        return patches.float().div_(255)
 
     def state_dict(self) -> dict[str, Any]:
         """(epoch, batches consumed) of each set, so a resumed run skips ahead."""
@@ -683,3 +785,14 @@ class RayDataBatches:
         """Restores the positions; call before drawing the first batch."""
         self._global.load_state_dict(state["global"])
         self._patch.load_state_dict(state["patch"])
+
+    def close(self) -> None:
+        """Stops both streams' reading; the positions are kept."""
+        self._global.close()
+        self._patch.close()
+
+    def __enter__(self) -> RayDataBatches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -63,13 +63,36 @@ def patchify(
         ValueError: the image is smaller than one patch, or the mask's size differs.
     """
     _, h, w = img.shape
-    if h < size or w < size:
-        raise ValueError(f"image of {h}x{w} px is smaller than one {size}px patch")
+    keep = _kept(h, w, size, stride, mask, min_fraction)
     patches = img.unfold(1, size, stride).unfold(2, size, stride)  # (3, nh, nw, size, size)
     patches = patches.permute(1, 2, 0, 3, 4).reshape(-1, 3, size, size)  # (N, 3, size, size)
+    return patches.contiguous() if keep is None else patches[keep].contiguous()
+
+
+def patch_windows(
+    h: int, w: int, size: int, stride: int, mask: Tensor | None = None, min_fraction: float = 0.0
+) -> Tensor:
+    """Top-left corners (top, left) of the patches :func:`patchify` keeps, row-major: (N, 2).
+
+    The Ray Data pipeline stores these few integers per photo instead of the patches, which
+    are cut where they are consumed (81 patches of 128 px are 16x the photo's bytes).
+    """
+    keep = _kept(h, w, size, stride, mask, min_fraction)
+    tops = torch.arange(0, h - size + 1, stride)
+    lefts = torch.arange(0, w - size + 1, stride)
+    corners = torch.cartesian_prod(tops, lefts).reshape(-1, 2)  # (N, 2), row-major
+    return corners if keep is None else corners[keep]
+
+
+def _kept(
+    h: int, w: int, size: int, stride: int, mask: Tensor | None, min_fraction: float
+) -> Tensor | None:
+    """Which patches of an (h, w) image to keep, row-major (None: all of them)."""
+    if h < size or w < size:
+        raise ValueError(f"image of {h}x{w} px is smaller than one {size}px patch")
     if mask is None or min_fraction <= 0:
-        return patches.contiguous()
+        return None
     if mask.shape != (h, w):
         raise ValueError(f"mask is {tuple(mask.shape)} but the image is {(h, w)}")
     cover = mask.unfold(0, size, stride).unfold(1, size, stride).mean(dim=(-1, -2)).reshape(-1)
-    return patches[cover >= min_fraction].contiguous()
+    return cover >= min_fraction

@@ -54,7 +54,7 @@ def decoded(
         full = data.list_inputs(join(root, "full"), storage)
         shop = data.list_inputs(join(root, "shop"), storage, join(root, "shop_masks"))
         out[source, "full"] = (data.read_full_images(full, storage, CFG, 0).materialize(), full)
-        out[source, "shop"] = (data.read_shop_photos(shop, storage, CFG).materialize(), shop)
+        out[source, "shop"] = (data.read_shop_photos(shop, storage, CFG, 0).materialize(), shop)
     return out
 
 
@@ -62,8 +62,10 @@ def rel(uri: str, roots: dict[str, str]) -> str:
     return next(relative(uri, r) for r in roots.values() if uri.startswith(r))
 
 
-def patch_keys(ds: Any) -> list[tuple[int, int]]:
-    return [(int(r["id"]), int(r["index"])) for r in ds.select_columns(["id", "index"]).take_all()]
+def patch_keys(ds: Any) -> list[tuple[int, int, int]]:
+    """(photo id, top, left) of every patch window of a decoded shop set, in row order."""
+    rows = ds.select_columns(["id", "windows"]).take_all()
+    return [(int(r["id"]), int(t), int(left)) for r in rows for t, left in r["windows"]]
 
 
 # ---------------------------------------------------------------- inputs (no Ray)
@@ -219,12 +221,15 @@ def test_every_patch_at_the_stride(
     assert (report.good, [rel(b.uri, roots) for b in report.bad]) == (4, list(BAD_SHOP))
     photos = {int(r["id"]): r["image"].shape[:2] for r in data.good_rows(ds).take_all()}
     assert photos == SHOP_SIZES
-    keys = patch_keys(data.shop_patches(data.good_rows(ds), CFG, seed=0))
+    keys = patch_keys(data.good_rows(ds))
     p, s = CFG.patch_size, CFG.patch_stride
     expected = {i: ((h - p) // s + 1) * ((w - p) // s + 1) for i, (h, w) in SHOP_SIZES.items()}
     assert expected == {0: 9, 1: 9, 2: 9, 4: 21}
     counts = {i: sum(1 for k in keys if k[0] == i) for i in SHOP_SIZES}
     assert counts == expected and len(set(keys)) == len(keys) == 48
+    assert {(t, left) for i, t, left in keys if i == 4} == {
+        (t, left) for t in range(0, 64 - p + 1, s) for left in range(0, 128 - p + 1, s)
+    }
 
 
 def mask_cover(mask_png: Path, p: int, s: int) -> list[float]:
@@ -240,12 +245,12 @@ def mask_cover(mask_png: Path, p: int, s: int) -> list[float]:
 
 @pytest.mark.ray
 def test_masks_keep_only_patches_mostly_inside_the_garment(
-    decoded: dict[Any, Any], data_root: Path
+    ray_local: None, data_root: Path, storage: Storage
 ) -> None:
-    ds, _ = decoded["local", "shop"]
     fraction = 0.5
     cfg = DataConfig(**{**CFG.__dict__, "patch_mask_fraction": fraction})
-    keys = patch_keys(data.shop_patches(data.good_rows(ds), cfg, seed=0))
+    shop = data.list_inputs(str(data_root / "shop"), storage, str(data_root / "shop_masks"))
+    keys = patch_keys(data.good_rows(data.read_shop_photos(shop, storage, cfg, 0)))
     counts = {i: sum(1 for k in keys if k[0] == i) for i in SHOP_SIZES}
     expected = {
         i: sum(c >= fraction for c in mask_cover(data_root / f"shop_masks/00000{i}.png", 32, 16))
@@ -255,39 +260,69 @@ def test_masks_keep_only_patches_mostly_inside_the_garment(
     assert 0 < sum(expected.values()) < 27  # the masks do filter
 
 
+def fake_photos(n: int, windows: int) -> list[data.Photos]:
+    """Photos of one read batch each, with ``windows`` windows apiece; no Ray."""
+    return [
+        data.Photos(
+            [i],
+            [torch.full((3, 8, 16), i, dtype=torch.uint8)],
+            [torch.tensor([[0, w] for w in range(windows)])],
+        )
+        for i in range(n)
+    ]
+
+
+def flat_keys(batches: list[list[data.PatchRef]]) -> list[tuple[int, int, int]]:
+    return [(ref[0], ref[2], ref[3]) for batch in batches for ref in batch]
+
+
+def test_patch_shuffle_mixes_photos_and_draws_every_window_once() -> None:
+    def run(seed: int) -> list[list[data.PatchRef]]:
+        rng = np.random.default_rng(seed)
+        return list(data.shuffled_windows(fake_photos(10, 9), 4, rng, buffer=20))
+
+    first, again, other = run(0), run(0), run(1)
+    assert all(len(b) == 4 for b in first) and len(first) == 90 // 4  # 2 short ones dropped
+    keys = flat_keys(first)
+    assert len(set(keys)) == len(keys) == 88
+    assert keys == flat_keys(again) and keys != flat_keys(other)
+    assert len({k[0] for k in keys[:20]}) >= 3  # early batches already mix several photos
+    cut = data.cut_patches(first[0], 2)
+    assert cut.shape == (4, 3, 2, 2) and cut.dtype == torch.uint8
+    assert [int(c[0, 0, 0]) for c in cut] == [ref[0] for ref in first[0]]  # photo i is all i
+
+
 @pytest.mark.ray
-def test_patch_shuffle_is_deterministic_by_seed(decoded: dict[Any, Any]) -> None:
+def test_patch_epochs_are_deterministic_by_seed_and_epoch(decoded: dict[Any, Any]) -> None:
     photos = data.good_rows(decoded["local", "shop"][0])
-    first, again, other = (patch_keys(data.shop_patches(photos, CFG, seed)) for seed in (0, 0, 1))
-    assert first == again and first != other and sorted(first) == sorted(other)
-    assert first != sorted(first)
+
+    def epoch(seed: int, n: int) -> list[bytes]:
+        batches = data.patch_epoch(photos, CFG, 4, seed, prefetch_batches=1)(n)
+        return [bytes(p.numpy().tobytes()) for batch in batches for p in batch]
+
+    first, again, other, next_epoch = epoch(0, 0), epoch(0, 0), epoch(1, 0), epoch(0, 1)
+    assert len(first) == 48 and first == again  # 48 patches, 12 full batches of 4
+    assert first != other and sorted(first) == sorted(other)
+    assert first != next_epoch and sorted(first) == sorted(next_epoch)
 
 
 @pytest.mark.ray
 def test_two_shards_are_disjoint_and_cover_the_patches(decoded: dict[Any, Any]) -> None:
-    patches = data.shop_patches(data.good_rows(decoded["local", "shop"][0]), CFG, seed=0)
-    a, b = (set(patch_keys(shard)) for shard in patches.split(2, equal=True))
-    assert a and b and not a & b and a | b == set(patch_keys(patches))
+    photos = data.good_rows(decoded["local", "shop"][0])
+    a, b = (set(patch_keys(shard)) for shard in photos.split(2, equal=True))
+    assert a and b and not a & b and a | b == set(patch_keys(photos))
 
 
 @pytest.mark.ray
 def test_local_and_s3_give_identical_data(decoded: dict[Any, Any]) -> None:
     for kind in ("full", "shop"):
         local, s3 = (
-            {int(r["id"]): r["image"] for r in data.good_rows(decoded[s, kind][0]).take_all()}
+            {int(r["id"]): r for r in data.good_rows(decoded[s, kind][0]).take_all()}
             for s in SOURCES
         )
         assert local.keys() == s3.keys()
-        assert all(np.array_equal(local[i], s3[i]) for i in local)
-    local_p, s3_p = (
-        {
-            (int(r["id"]), int(r["index"])): r["patch"]
-            for r in data.shop_patches(data.good_rows(decoded[s, "shop"][0]), CFG, 0).take_all()
-        }
-        for s in SOURCES
-    )
-    assert local_p.keys() == s3_p.keys()
-    assert all(np.array_equal(local_p[k], s3_p[k]) for k in local_p)
+        for column in ("image", "windows") if kind == "shop" else ("image",):
+            assert all(np.array_equal(local[i][column], s3[i][column]) for i in local)
 
 
 # ---------------------------------------------------------------- the trainer's side
@@ -340,7 +375,7 @@ def test_ray_data_batches_serve_algorithm_1_and_resume(
 def test_each_worker_reads_its_streaming_shard(decoded: dict[Any, Any]) -> None:
     """Two workers, as Ray Train hands shards over (``streaming_split``), read concurrently."""
     full = data.good_rows(decoded["local", "full"][0])
-    patches = data.shop_patches(data.good_rows(decoded["local", "shop"][0]), CFG, seed=0)
+    patches = data.good_rows(decoded["local", "shop"][0])
     full_shards, patch_shards = (ds.streaming_split(2, equal=True) for ds in (full, patches))
 
     def worker(rank: int) -> list[Any]:

@@ -25,11 +25,24 @@ def test_patchify_keeps_only_patches_inside_the_mask() -> None:
     assert T.patchify(img, 32, 16, mask, min_fraction=0.5).shape[0] == 2  # the half-covered one too
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 0.9])
+def test_patch_windows_are_the_corners_of_the_patches_patchify_keeps(fraction: float) -> None:
+    img = torch.rand(3, 48, 80)
+    mask = torch.zeros(48, 80)
+    mask[:40, 4:50] = 1
+    windows = T.patch_windows(48, 80, 32, 16, mask, fraction)
+    cut = torch.stack([img[:, t : t + 32, left : left + 32] for t, left in windows.tolist()])
+    assert torch.equal(cut, T.patchify(img, 32, 16, mask, fraction))
+    assert len(windows) == {0.0: 8, 0.5: 5, 0.9: 1}[fraction]  # of 2 x 4 windows
+
+
 def test_patchify_errors() -> None:
     with pytest.raises(ValueError, match="smaller than one 32px patch"):
         T.patchify(torch.rand(3, 20, 40), 32, 16)
     with pytest.raises(ValueError, match="mask is"):
         T.patchify(torch.rand(3, 32, 32), 32, 16, torch.ones(10, 10), 0.5)
+    with pytest.raises(ValueError, match="smaller than one 32px patch"):
+        T.patch_windows(20, 40, 32, 16)
 
 
 def test_random_global_pair_sizes_and_consistency() -> None:
