@@ -15,16 +15,25 @@ from fsg_ray.storage import Storage, StorageError, StorageOptions
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from fsg_ray import catalogue
     from fsg_ray.demo import run_demo
 
-    result = run_demo(Path(args.out), style_name=args.style, quick=args.quick, seed=args.seed)
-    out = Path(result["out"])
-    print(json.dumps(result))
-    print(
-        f"before/after grid: {out / 'grid.png'}\nloss curves:       {out / 'losses.png'}\n"
-        f"generator:         {out / 'generator.pt'}"
+    styles = [s for s in args.styles.split(",") if s]
+    result = run_demo(
+        Path(args.out),
+        styles=styles,
+        quick=args.quick,
+        seed=args.seed,
+        s3=args.s3,
+        num_cpus=args.num_cpus,
     )
-    return 0
+    results = [catalogue.StyleResult(**r) for r in result["results"]]
+    print(catalogue.format_summary(results))
+    print(f"registry: {result['registry']}")
+    for grid in result["grids"]:
+        print(f"grid:     {grid}")
+    print(json.dumps({k: v for k, v in result.items() if k != "results"}))
+    return 1 if any(r.status == "failed" for r in results) else 0
 
 
 def _styles(args: argparse.Namespace) -> int:
@@ -47,6 +56,18 @@ def _styles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from fsg_ray import catalogue
+    from fsg_ray.config import load_catalogue
+
+    cat = load_catalogue(args.config)  # every key checked before Ray starts
+    styles = args.styles.split(",") if args.styles else None
+    with catalogue.ray_session(args.address, args.num_cpus):
+        results = catalogue.train_catalogue(cat, styles=styles)
+    print(catalogue.format_summary(results))
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fsg", description="Fashion Style Generator (Jiang & Fu, IJCAI 2017) on Ray."
@@ -55,21 +76,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo",
-        help="train one style on synthetic data (minutes on a CPU) and write a before/after grid",
-        description="Writes the synthetic dataset, trains one style generator with Algorithm 1 "
-        "(random VGG weights, small images), and writes generator.pt, checkpoint.pt, grid.png "
-        "and losses.png under --out. Rerunning with the same --out resumes.",
+        help="train two styles at once on a local Ray with synthetic data, publish them, and "
+        "write before/after grids (minutes on a CPU)",
+        description="The whole pipeline on the embedded default: writes the synthetic dataset, "
+        "trains the styles concurrently on a local Ray (Ray Data + one Ray Train trainer per "
+        "style; random VGG weights, small images, a short Algorithm 1 schedule), publishes "
+        "them to --out/registry and writes grid_<style>.png and grid.png under --out. "
+        "Rerunning with the same --out resumes unfinished styles and skips published ones.",
     )
     demo.add_argument("--out", required=True, help="output folder (created if missing)")
     demo.add_argument(
-        "--style",
-        default="stripes",
-        choices=synthetic.STYLE_NAMES,
-        help="synthetic style texture to train (default: stripes)",
+        "--styles",
+        default="stripes,waves",
+        help="comma-separated synthetic styles to train at once, from "
+        f"{', '.join(synthetic.STYLE_NAMES)} (default: stripes,waves)",
+    )
+    demo.add_argument(
+        "--s3",
+        action="store_true",
+        help="keep data, runs and registry in a local S3 server (moto, in this process)",
+    )
+    demo.add_argument(
+        "--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)"
     )
     demo.add_argument("--seed", type=int, default=0, help="seed of data, weights and order")
     demo.add_argument(
-        "--quick", action="store_true", help="a few steps only: checks the pipeline in seconds"
+        "--quick", action="store_true", help="a few steps only: checks the pipeline quickly"
     )
     demo.set_defaults(func=_demo)
     styles = sub.add_parser(
@@ -88,6 +120,27 @@ def build_parser() -> argparse.ArgumentParser:
         "AWS_ENDPOINT_URL, else AWS itself)",
     )
     styles.set_defaults(func=_styles)
+    train = sub.add_parser(
+        "train",
+        help="train every style of a catalogue at once on Ray Train and publish them",
+        description="Validates the catalogue YAML, then runs one Ray Train TorchTrainer per "
+        "style, all at once (styles that do not fit the cluster queue). Each style "
+        "checkpoints to <runs>/<catalogue>/<style>/ and is published to the registry when "
+        "done. Rerunning the same command resumes unfinished styles and skips published ones. "
+        "Ends with a summary table; exit 1 if any style failed.",
+    )
+    train.add_argument("config", help="catalogue YAML (see jobs/configs/paper_styles.yaml)")
+    train.add_argument("--styles", help="comma-separated subset of the catalogue's styles")
+    train.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join (e.g. auto); default: the RAY_ADDRESS variable, else a new "
+        "local Ray",
+    )
+    train.add_argument(
+        "--num-cpus", type=int, default=None, help="CPUs of a new local Ray (default: all)"
+    )
+    train.set_defaults(func=_train)
     datacmd.register(sub)
     return parser
 
@@ -100,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, LookupError) as e:
         print(f"fsg {args.command}: error: {e}", file=sys.stderr)
         return 2
 

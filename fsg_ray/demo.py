@@ -1,31 +1,43 @@
-"""``fsg demo``: train one style on synthetic data in minutes on a laptop CPU.
+"""``fsg demo``: the whole training pipeline on the embedded default, in minutes on a CPU.
 
-Writes under ``--out``: ``data/`` (the synthetic dataset), ``config.yaml``,
-``checkpoint.pt`` (full resume state), ``generator.pt`` (what inference needs),
-``samples/step_*.png`` (held-out garments during training), ``grid.png`` (before/after) and
-``losses.png``. Rerunning with the same ``--out`` resumes from the checkpoint.
+A local Ray; the synthetic dataset written to ``OUT/data`` (or, with ``--s3``, to a bucket of
+an S3 server started in this process); two styles trained at once by the catalogue trainer
+(:mod:`fsg_ray.catalogue`: Ray Data shards, one Ray Train ``TorchTrainer`` per style) with a
+short schedule; each published to the registry ``OUT/registry``; then a before/after grid per
+style from the published generators. Writes under ``OUT``::
+
+    data/                 synthetic garments, shop photos, masks, style textures
+    catalogue.yaml        the catalogue that was trained (``fsg train`` runs it again)
+    runs/demo/<style>/    checkpoint.pt, samples/step_*.png, losses.png, result.json
+    registry/<style>/v1/  generator.pt, metadata.json, samples.png, losses.png
+    grid_<style>.png      style | held-out garment | generated | generated inside the mask
+    grid.png              all styles side by side
+
+Rerunning with the same ``OUT`` resumes unfinished styles and skips published ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import io
 import logging
+import os
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
 from PIL import Image
 from torch import Tensor
-from tqdm import tqdm
 
-from fsg_ray import algorithm as A
+from fsg_ray import catalogue, registry, synthetic, visualize
 from fsg_ray import config as C
-from fsg_ray import images, local_data, synthetic, transforms, visualize
-from fsg_ray.models import Generator, VGGWeights, load_vgg
-from fsg_ray.storage import atomic_write_bytes
+from fsg_ray import images as I
+from fsg_ray.local_data import list_images, load_folder
+from fsg_ray.models import Generator, load_vgg
+from fsg_ray.storage import Storage, StorageOptions, atomic_write_bytes, join
 
 log = logging.getLogger(__name__)
 DEMO_IMAGE_SIZE = 160
@@ -68,44 +80,142 @@ def demo_config(quick: bool = False, seed: int = 0) -> C.TrainConfig:
     return C.TrainConfig(C.ModelConfig(vgg_weights="random:0"), loss, data, schedule)
 
 
-@dataclass(frozen=True)
-class DemoData:
-    """The decoded synthetic dataset."""
-
-    style: Tensor
-    batches: local_data.InMemoryBatches
-    heldout: list[Tensor]
-    heldout_masks: list[Tensor]
+DEMO_STYLES = ("stripes", "waves")
+DEMO_BUCKET = "fsg-demo"
 
 
-def prepare_data(root: Path, style_name: str, cfg: C.TrainConfig) -> DemoData:
-    """Writes the synthetic dataset (once) and decodes it for training."""
-    layout = synthetic.SyntheticLayout()
-    if not (root / layout.styles / f"{style_name}.png").exists():
-        log.info("writing the synthetic dataset to %s", root)
-        synthetic.write_dataset(
-            root,
-            seed=cfg.schedule.seed,
-            n_full=48,
-            n_shop=12,
-            n_heldout=4,
-            full_size=DEMO_IMAGE_SIZE,
-            shop_size=DEMO_IMAGE_SIZE,
-            style_size=cfg.data.style_size,
-        )
-    style = images.to_tensor(images.load_image(root / layout.styles / f"{style_name}.png"))
-    style = transforms.resize(style, cfg.data.style_size)[None]  # (1, 3, S, S)
-    full = local_data.load_folder(root / layout.full, int(1.5 * cfg.data.global_target_size))
-    patches = local_data.shop_patches(root / layout.shop, root / layout.shop_masks, cfg.data)
-    batches = local_data.InMemoryBatches(
-        full, patches, cfg.data, cfg.schedule.batch_size, cfg.schedule.seed
+def demo_catalogue(
+    data_uri: str,
+    out_uri: str,
+    styles: Sequence[str],
+    train: C.TrainConfig,
+    cpus: int,
+    endpoint: str | None = None,
+) -> C.CatalogueConfig:
+    """The demo's catalogue: the synthetic data, ``styles``, one worker per style.
+
+    Each style's worker gets an equal share of the CPUs, so all styles train at once.
+    """
+    return C.catalogue_from_dict(
+        {
+            "name": "demo",
+            "data": {
+                "full": join(data_uri, "full"),
+                "shop": join(data_uri, "shop"),
+                "masks": join(data_uri, "shop_masks"),
+            },
+            "styles": [{"name": s, "image": join(data_uri, f"styles/{s}.png")} for s in styles],
+            "train": C.to_dict(train),
+            "resources": {"cpus_per_worker": max(1, cpus // len(styles)), "use_gpu": "auto"},
+            "storage": {
+                "runs": join(out_uri, "runs"),
+                "registry": join(out_uri, "registry"),
+                "s3_endpoint": endpoint,
+                "s3_region": "us-east-1" if endpoint else None,
+            },
+            "max_failures": 1,
+            "samples": 2,
+        }
     )
-    heldout = local_data.load_folder(root / layout.heldout, DEMO_IMAGE_SIZE)
-    masks = [
-        images.mask_to_tensor(images.load_image(p))
-        for p in local_data.list_images(root / layout.heldout_masks)
-    ]
-    return DemoData(style, batches, heldout, masks)
+
+
+def write_data(root: Path, cfg: C.TrainConfig) -> None:
+    """Writes the synthetic dataset (once)."""
+    if (root / synthetic.SyntheticLayout().styles).exists():
+        return
+    log.info("writing the synthetic dataset to %s", root)
+    synthetic.write_dataset(
+        root,
+        seed=cfg.schedule.seed,
+        n_full=48,
+        n_shop=12,
+        n_heldout=4,
+        full_size=DEMO_IMAGE_SIZE,
+        shop_size=DEMO_IMAGE_SIZE,
+        style_size=cfg.data.style_size,
+    )
+
+
+@contextlib.contextmanager
+def demo_storage(out: Path, data_root: Path, s3: bool) -> Iterator[tuple[str, str, str | None]]:
+    """(data URI, output URI, S3 endpoint): the local folders, or a local S3 server's bucket
+    holding a copy of the data (the server runs in this process for the block's length)."""
+    if not s3:
+        yield str(data_root), str(out), None
+        return
+    from fsg_ray import s3local  # moto: only with --s3
+
+    with s3local.server() as endpoint:
+        storage = Storage(StorageOptions(endpoint_url=endpoint, region="us-east-1"))
+        s3local.create_bucket(endpoint, DEMO_BUCKET)
+        data_uri = f"s3://{DEMO_BUCKET}/data"
+        for path in storage.list_files(str(data_root)):
+            storage.copy(path, join(data_uri, path[len(str(data_root)) + 1 :]))
+        yield data_uri, f"s3://{DEMO_BUCKET}", endpoint
+
+
+def run_demo(
+    out: Path,
+    styles: Sequence[str] = DEMO_STYLES,
+    quick: bool = False,
+    seed: int = 0,
+    s3: bool = False,
+    num_cpus: int | None = None,
+) -> dict[str, Any]:
+    """Trains the demo styles on Ray, publishes them and writes the grids.
+
+    Raises:
+        ValueError: An unknown style name (the message lists the valid ones).
+    """
+    unknown = sorted(set(styles) - set(synthetic.STYLE_NAMES))
+    if unknown or not styles:
+        raise ValueError(f"unknown styles {unknown}; choose from {synthetic.STYLE_NAMES}")
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    train = demo_config(quick, seed)
+    write_data(out / "data", train)
+    cpus = num_cpus or max(1, len(os.sched_getaffinity(0)))
+    with demo_storage(out, out / "data", s3) as (data_uri, out_uri, endpoint):
+        cat = demo_catalogue(data_uri, out_uri, styles, train, cpus, endpoint)
+        atomic_write_bytes(out / "catalogue.yaml", yaml.safe_dump(C.to_dict(cat)).encode())
+        storage = catalogue.storage_for(cat)
+        with catalogue.ray_session(num_cpus=cpus):
+            results = catalogue.train_catalogue(cat, storage)
+        grids = _grids(out, cat, storage, [r.style for r in results if r.version])
+    return {
+        "out": str(out),
+        "registry": cat.storage.registry,
+        "results": [dataclasses.asdict(r) for r in results],
+        "grids": grids,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _grids(out: Path, cat: C.CatalogueConfig, storage: Storage, styles: list[str]) -> list[str]:
+    """Before/after grids of the held-out garments, from the registry's generators."""
+    root = out / "data"
+    layout = synthetic.SyntheticLayout()
+    garments = load_folder(root / layout.heldout, DEMO_IMAGE_SIZE)
+    masks = [I.mask_to_tensor(I.load_image(p)) for p in list_images(root / layout.heldout_masks)]
+    vgg = load_vgg(cat.train.model.vgg_weights)
+    written, columns = [], {}
+    for style in styles:
+        gen, _ = registry.load(storage, cat.storage.registry, style, torch.device("cpu"), vgg=vgg)
+        style_img = I.to_tensor(I.load_image(root / layout.styles / f"{style}.png"))
+        grid = before_after(gen, style, style_img, garments, masks)
+        visualize.save_png(grid, out / f"grid_{style}.png")
+        written.append(str(out / f"grid_{style}.png"))
+        outs = stylise(gen, garments)
+        columns[style] = [
+            I.to_image(composite(o, x, m)) for o, x, m in zip(outs, garments, masks, strict=True)
+        ]
+    if columns:
+        inputs = {"input": [I.to_image(x) for x in garments]}
+        visualize.save_png(
+            visualize.grid({**inputs, **columns}, cell=DEMO_IMAGE_SIZE), out / "grid.png"
+        )
+        written.append(str(out / "grid.png"))
+    return written
 
 
 def stylise(gen: Generator, inputs: list[Tensor]) -> list[Tensor]:
@@ -113,7 +223,7 @@ def stylise(gen: Generator, inputs: list[Tensor]) -> list[Tensor]:
     was_training = gen.training
     gen.eval()
     with torch.inference_mode():
-        out = [gen(x[None])[0] for x in inputs]
+        out = [gen(x[None])[0].float() for x in inputs]
     gen.train(was_training)
     return out
 
@@ -123,93 +233,16 @@ def composite(styled: Tensor, original: Tensor, mask: Tensor) -> Tensor:
     return styled * mask + original * (1 - mask)
 
 
-def before_after(data: DemoData, gen: Generator, style_name: str) -> Image.Image:
+def before_after(
+    gen: Generator, style_name: str, style: Tensor, garments: list[Tensor], masks: list[Tensor]
+) -> Image.Image:
     """Grid: style image | input garment | generated | generated inside the garment mask."""
-    outs = stylise(gen, data.heldout)
-    masked = [
-        composite(o, x, m) for o, x, m in zip(outs, data.heldout, data.heldout_masks, strict=True)
-    ]
+    outs = stylise(gen, garments)
+    masked = [composite(o, x, m) for o, x, m in zip(outs, garments, masks, strict=True)]
     columns = {
-        f"style: {style_name}": [images.to_image(data.style[0])],
-        "input": [images.to_image(x) for x in data.heldout],
-        "generated G(x)": [images.to_image(o) for o in outs],
-        "inside garment mask": [images.to_image(o) for o in masked],
+        f"style: {style_name}": [I.to_image(style)],
+        "input": [I.to_image(x) for x in garments],
+        "generated G(x)": [I.to_image(o) for o in outs],
+        "inside garment mask": [I.to_image(o) for o in masked],
     }
     return visualize.grid(columns, cell=DEMO_IMAGE_SIZE)
-
-
-class ProgressBar:
-    """A tqdm bar over all steps: phase, step/total of the phase, losses, it/s and ETA."""
-
-    def __init__(self, total: int, initial: int) -> None:
-        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
-
-    def __call__(self, info: A.StepInfo) -> None:
-        self.bar.set_description(f"{info.phase:>6} {info.step}/{info.phase_steps}")
-        self.bar.set_postfix({k: f"{v:.3g}" for k, v in info.losses.items()}, refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def run_demo(out: Path, style_name: str = "stripes", quick: bool = False, seed: int = 0) -> dict:
-    """Trains the demo style and writes every artefact; returns their paths and timings.
-
-    Raises:
-        ValueError: unknown style name (the message lists the valid ones).
-    """
-    if style_name not in synthetic.STYLE_NAMES:
-        raise ValueError(f"unknown style {style_name!r}; choose from {synthetic.STYLE_NAMES}")
-    t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = demo_config(quick, seed)
-    data = prepare_data(out / "data", style_name, cfg)
-    vgg = load_vgg(cfg.model.vgg_weights)
-    run = _resume_or_start(out, cfg, vgg, data)
-    phases = [p.name for p in A.schedule_phases(cfg)]
-    bar = ProgressBar(sum(p.steps for p in A.schedule_phases(cfg)), len(run.progress.history))
-
-    def on_step(info: A.StepInfo) -> None:
-        bar(info)
-        every = cfg.schedule.sample_every
-        if every and info.done % every == 0:
-            visualize.save_png(
-                before_after(data, run.nets.gen, style_name),
-                out / "samples" / f"step_{info.done:06d}.png",
-            )
-
-    def on_checkpoint(r: A.Run) -> None:
-        _save_torch(A.checkpoint_state(r, data.batches), out / "checkpoint.pt")
-
-    A.train(run, data.batches, on_step=on_step, on_checkpoint=on_checkpoint)
-    bar.close()
-    _save_torch(A.generator_state(run), out / "generator.pt")
-    visualize.save_png(before_after(data, run.nets.gen, style_name), out / "grid.png")
-    visualize.save_png(visualize.loss_curves(run.progress.history, phases), out / "losses.png")
-    atomic_write_bytes(out / "config.yaml", yaml.safe_dump(C.to_dict(cfg)).encode())
-    return {
-        "out": str(out),
-        "style": style_name,
-        "steps": len(run.progress.history),
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-
-
-def _resume_or_start(out: Path, cfg: C.TrainConfig, vgg: VGGWeights, data: DemoData) -> A.Run:
-    path = out / "checkpoint.pt"
-    if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state["config"] == C.to_dict(cfg):
-            log.info("resuming from %s (step %d)", path, len(state["history"]))
-            return A.restore_run(state, vgg, data.style, torch.device("cpu"), data.batches)
-        raise ValueError(
-            f"{path} holds a run with another config; choose another --out or remove it"
-        )
-    return A.new_run(cfg, vgg, data.style, torch.device("cpu"))
-
-
-def _save_torch(obj: dict, path: Path) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())

@@ -8,68 +8,19 @@ same buckets: a second server on another port sees what the first one stored.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from moto.server import ThreadedMotoServer
-
-HOST = "127.0.0.1"
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (right now)."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout_s: float = 10.0) -> None:
-    """Blocks until something accepts connections on ``port``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing listens on {HOST}:{port} after {timeout_s} s")
-        time.sleep(0.02)
-
-
-@contextlib.contextmanager
-def fake_aws_credentials() -> Iterator[None]:
-    """Sets fake AWS credentials and region in ``os.environ``, restoring the old values after."""
-    old = {name: os.environ.get(name) for name in FAKE_CREDENTIALS}
-    os.environ.update(FAKE_CREDENTIALS)
-    try:
-        yield
-    finally:
-        for name, value in old.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextlib.contextmanager
-def moto_server(port: int | None = None) -> Iterator[str]:
-    """Runs a moto S3 server on 127.0.0.1 and yields its endpoint URL."""
-    port = port or free_port()
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
-    try:
-        wait_for_port(port)
-        yield f"http://{HOST}:{port}"
-    finally:
-        server.stop()
+from fsg_ray.s3local import (  # noqa: F401 - re-exported for the tests
+    FAKE_CREDENTIALS,
+    HOST,
+    fake_aws_credentials,
+    free_port,
+    moto_server,
+    wait_for_port,
+)
 
 
 @contextlib.contextmanager

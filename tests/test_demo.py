@@ -1,55 +1,65 @@
-"""The demo end to end with a seconds-long schedule, through the ``fsg`` command."""
+"""The demo end to end with a seconds-long schedule, through the ``fsg`` command, on the
+session's local Ray: two styles trained at once, published, and drawn as grids."""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from fsg_ray import algorithm as A
+from fsg_ray import config as C
+from fsg_ray import registry
 from fsg_ray.cli import main
-from fsg_ray.models import load_vgg
+from fsg_ray.storage import Storage
+
+pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
-def demo_out(tmp_path_factory):
+def demo_out(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--out", str(out), "--quick", "--style", "stripes"]) == 0
+    assert main(["demo", "--out", str(out), "--quick"]) == 0
     return out
 
 
-def test_demo_writes_every_artefact(demo_out, capsys) -> None:
-    for name in ("generator.pt", "checkpoint.pt", "grid.png", "losses.png", "config.yaml"):
+def test_demo_trains_two_styles_and_draws_their_grids(demo_out: Path) -> None:
+    for name in ("grid.png", "grid_stripes.png", "grid_waves.png", "catalogue.yaml"):
         assert (demo_out / name).stat().st_size > 0, name
-    grid = Image.open(demo_out / "grid.png")
-    assert grid.width > 4 * 160 and grid.height > 4 * 160  # 4 columns, 4 held-out garments
-    assert Image.open(demo_out / "losses.png").size[0] > 300
+    per_style = Image.open(demo_out / "grid_stripes.png")
+    assert per_style.width > 4 * 160 and per_style.height > 4 * 160  # 4 columns, 4 garments
+    both = Image.open(demo_out / "grid.png")
+    assert both.width > 3 * 160  # input, stripes, waves
     assert not list(demo_out.glob("**/*.tmp"))  # atomic writes leave no temporaries
 
 
-def test_demo_generator_loads_and_restyles(demo_out) -> None:
-    state = torch.load(demo_out / "generator.pt", weights_only=True)
-    gen = A.load_generator(state, load_vgg(state["vgg_weights"]), torch.device("cpu"))
+def test_demo_publishes_to_its_registry(demo_out: Path) -> None:
+    styles = registry.list_styles(Storage(), str(demo_out / "registry"))
+    assert {s: i.current for s, i in styles.items()} == {"stripes": "v1", "waves": "v1"}
+    gen, version = registry.load(
+        Storage(), str(demo_out / "registry"), "waves", torch.device("cpu")
+    )
+    assert version.metadata["timings"]["steps"] == 6
     with torch.no_grad():
         assert gen(torch.rand(1, 3, 50, 70)).shape == (1, 3, 50, 70)
+    cat = C.load_catalogue(demo_out / "catalogue.yaml")  # what `fsg train` would run again
+    assert [s.name for s in cat.styles] == ["stripes", "waves"]
 
 
-def test_rerun_resumes_instead_of_retraining(demo_out, capsys) -> None:
-    before = torch.load(demo_out / "checkpoint.pt", weights_only=True)
-    assert main(["demo", "--out", str(demo_out), "--quick", "--style", "stripes"]) == 0
-    result = json.loads(capsys.readouterr().out.splitlines()[0])
-    assert result["steps"] == len(before["history"]) == 6  # nothing retrained
+def test_rerun_skips_the_published_styles(demo_out: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["demo", "--out", str(demo_out), "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped") == 2 and "published" not in out.split("registry:")[0]
 
 
-def test_demo_refuses_a_checkpoint_of_another_config(demo_out, capsys) -> None:
-    code = main(["demo", "--out", str(demo_out), "--quick", "--style", "stripes", "--seed", "3"])
-    assert code == 2
-    assert "holds a run with another config" in capsys.readouterr().err
+def test_demo_refuses_runs_of_another_config(
+    demo_out: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["demo", "--out", str(demo_out), "--quick", "--seed", "3"]) == 1
+    assert "holds a published run of another config" in capsys.readouterr().out
 
 
-def test_unknown_style_is_rejected(tmp_path, capsys) -> None:
-    with pytest.raises(SystemExit):
-        main(["demo", "--out", str(tmp_path), "--style", "paisley"])
-    assert "invalid choice: 'paisley'" in capsys.readouterr().err
+def test_unknown_style_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--styles", "stripes,paisley"]) == 2
+    assert "unknown styles ['paisley']" in capsys.readouterr().err
