@@ -96,14 +96,18 @@ class StyleResult:
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
     """Joins ``address`` (or ``RAY_ADDRESS``), or starts a local Ray for the block's length.
 
-    A Ray that is already initialised (a notebook, a test session) is used as it is.
+    A Ray that is already initialised (a notebook, a test session) is used as it is. A new
+    local Ray runs the dashboard: Ray Train's monitors query its state API.
     """
     if ray.is_initialized():
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus}
-    ray.init(include_dashboard=False, **kwargs)
+    # Every epoch of every shard would log its Ray Data plan and a progress bar.
+    quiet = {"env_vars": {"RAY_DATA_LOG_LEVEL": "WARNING"}}
+    ray.init(runtime_env=quiet, **kwargs)
+    ray.data.DataContext.get_current().enable_progress_bars = False
     try:
         yield
     finally:
@@ -255,7 +259,7 @@ def _data_fingerprint(cat: CatalogueConfig) -> str:
 @ray.remote(num_cpus=0)
 def _fit_style(job: dict[str, Any], full: ray.data.Dataset, patches: ray.data.Dataset) -> Any:
     """One style's trainer, in its own task: fits, then reads the result the worker wrote."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     cat = from_dict(CatalogueConfig, job["catalogue"])
@@ -273,11 +277,14 @@ def _fit_style(job: dict[str, Any], full: ray.data.Dataset, patches: ray.data.Da
             use_gpu=gpus > 0,
             resources_per_worker=per_worker,
         ),
-        run_config=RunConfig(
+        # mypy sees Train V1's RunConfig; at run time ray.train is V2, which has logging_config.
+        run_config=RunConfig(  # type: ignore[call-arg]
             name=style,
             storage_path=path,
             storage_filesystem=fs,
             failure_config=FailureConfig(max_failures=cat.max_failures),
+            # Our progress lines say more than Ray Train's INFO logs, less often.
+            logging_config=LoggingConfig(log_level="WARNING"),
         ),
         datasets={data.FULL: full, data.PATCHES: patches},
         dataset_config=data.train_dataset_config(),
@@ -358,6 +365,7 @@ class _Job:
 def _train_loop(config: dict[str, Any]) -> None:
     """Ray Train's ``train_loop_per_worker``: Algorithm 1 for one style, resumable."""
     job = _Job.from_config(config)
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # it logs every report at INFO
     ctx = ray.train.get_context()
     rank = ctx.get_world_rank()
     device = ray.train.torch.get_device()
@@ -429,15 +437,22 @@ def _sync_gradients(run: A.Run) -> None:
 
 
 class _Watch:
-    """Per-step side work: progress lines, metrics to Ray Train, failure injection, samples."""
+    """Per-step side work: progress lines, metrics to Ray Train (the mean losses of every
+    ``report_every`` steps), failure injection, samples."""
 
     def __init__(self, job: _Job, run: A.Run, rank: int, starts: list[int]) -> None:
         self.job, self.run, self.rank, self.starts = job, run, rank, starts
         self.t0 = self.last = time.perf_counter()
         self.first = len(run.progress.history)
+        self.pending: dict[str, list[float]] = {}  # losses since the last report
 
     def on_step(self, info: A.StepInfo) -> None:
-        ray.train.report({"step": info.done, "phase": info.phase, **info.losses})
+        for k, v in info.losses.items():
+            self.pending.setdefault(k, []).append(v)
+        if info.done % self.job.cfg.schedule.report_every == 0 or info.done == info.total:
+            means = {k: float(np.mean(v)) for k, v in self.pending.items()}
+            ray.train.report({"step": info.done, "phase": info.phase, **means})
+            self.pending = {}
         now = time.perf_counter()
         if self.rank == 0 and (now - self.last >= PROGRESS_EVERY_S or info.done == info.total):
             self.last = now

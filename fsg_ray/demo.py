@@ -47,14 +47,16 @@ def demo_config(quick: bool = False, seed: int = 0) -> C.TrainConfig:
     """The demo's profile: random VGG weights, small images, a short Algorithm 1 schedule.
 
     Sizes are scaled down from the paper's (72->288 px global, 128 px patches, 256 px style)
-    so that the whole run fits in minutes on 2 CPU cores, with the style image at the global
-    output's scale (96 px) so that its pattern has the same size in y_s and y_hat. Losses are
-    the random-VGG profile. tau(1) = 0: a discriminator trained for only 150 GAN steps is
-    easy to exploit, and patch steps against it turned the garments into one flat colour
-    (measured; docs/paper_map.md, "Deviations"). ``quick`` is a seconds-long smoke schedule
-    that runs every phase, for tests.
+    so that two styles train at once in minutes on 2 CPU cores (one core each), with the
+    style image at the global output's scale (96 px) so that its pattern has the same size
+    in y_s and y_hat. Batch 2: on one core a step costs about half of a batch-4 step, so the
+    same minutes buy twice the steps (docs/paper_map.md, "Demo profile").
+    Losses are the random-VGG profile. tau(1) = 0: a discriminator trained for only a few
+    dozen GAN steps is easy to exploit, and patch steps against it turned the garments into
+    one flat colour (measured; docs/paper_map.md, "Deviations"). ``quick`` is a smoke
+    schedule that runs every phase, for tests.
     """
-    gan, glob, patch = (2, 2, 2) if quick else (150, 400, 0)
+    gan, glob, patch = (2, 2, 2) if quick else (80, 440, 0)
     loss = dataclasses.replace(
         C.LossConfig.random_vgg(), content_weight=2.0, adversarial_weight=0.5
     )
@@ -67,6 +69,7 @@ def demo_config(quick: bool = False, seed: int = 0) -> C.TrainConfig:
         patch_mask_fraction=0.5,
     )
     schedule = C.ScheduleConfig(
+        batch_size=2,
         gan_init_steps=gan,
         global_steps=glob,
         patch_steps=patch,
@@ -75,6 +78,7 @@ def demo_config(quick: bool = False, seed: int = 0) -> C.TrainConfig:
         lr_patch=2e-3,
         checkpoint_every=100,
         sample_every=100,
+        report_every=10,
         seed=seed,
     )
     return C.TrainConfig(C.ModelConfig(vgg_weights="random:0"), loss, data, schedule)

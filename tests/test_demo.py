@@ -53,9 +53,7 @@ def test_rerun_skips_the_published_styles(demo_out: Path, capsys: pytest.Capture
     assert out.count("skipped") == 2 and "published" not in out.split("registry:")[0]
 
 
-def test_demo_refuses_runs_of_another_config(
-    demo_out: Path, capsys: pytest.CaptureFixture
-) -> None:
+def test_demo_refuses_runs_of_another_config(demo_out: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["demo", "--out", str(demo_out), "--quick", "--seed", "3"]) == 1
     assert "holds a published run of another config" in capsys.readouterr().out
 
