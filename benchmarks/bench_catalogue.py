@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from fsg_ray import algorithm as A
-from fsg_ray import catalogue, demo
+from fsg_ray import catalogue, demo, registry
 from fsg_ray import config as C
 from fsg_ray.local_data import InMemoryBatches
 from fsg_ray.models import load_vgg
@@ -94,7 +94,17 @@ def concurrency(steps: int, styles: int, cpus_per_style: int) -> dict[str, Any]:
             results = catalogue.train_catalogue(cat)
             wall = time.perf_counter() - t0
             assert all(r.status == "published" for r in results), results
-            runs[label] = {"command_s": round(wall, 1), "style_s": [r.wall_s for r in results]}
+            loops = [
+                registry.resolve(
+                    catalogue.storage_for(cat), cat.storage.registry, r.style
+                ).metadata["timings"]["train_s_last_attempt"]
+                for r in results
+            ]
+            runs[label] = {
+                "command_s": round(wall, 1),
+                "style_s": [r.wall_s for r in results],
+                "loop_s": loops,
+            }
             log.info("%s: %s", label, runs[label])
     finally:
         ray.shutdown()
@@ -107,6 +117,7 @@ def concurrency(steps: int, styles: int, cpus_per_style: int) -> dict[str, Any]:
         "runs": runs,
         "efficiency_trainer": round(max(many["style_s"]) / one["style_s"][0], 3),
         "efficiency_command": round(many["command_s"] / one["command_s"], 3),
+        "efficiency_loop": round(max(many["loop_s"]) / one["loop_s"][0], 3),
     }
 
 
@@ -155,37 +166,48 @@ def _sync(device: torch.device) -> None:
 # ---------------------------------------------------------------- report
 
 
-def render(r: dict[str, Any], args: argparse.Namespace) -> str:
-    lines = [f"### Catalogue training ({time.strftime('%Y-%m-%d')}, torch {torch.__version__})", ""]
-    c = r.get("concurrency")
+def render_concurrency(c: dict[str, Any]) -> str:
+    lines = [
+        f"### Catalogue training: concurrency ({time.strftime('%Y-%m-%d')}, "
+        f"torch {torch.__version__})",
+        "",
+    ]
     if c:
-        verdict = "met" if c["efficiency_trainer"] <= 1.15 else "missed"
+        verdict = "met" if c["efficiency_loop"] <= 1.15 else "missed"
         lines += [
             f"`python benchmarks/bench_catalogue.py --steps {c['steps']} --styles {c['styles']} "
-            f"--cpus-per-style {c['cpus_per_style']} --write-docs` on {os.cpu_count()} CPU cores",
+            f"--cpus-per-style {c['cpus_per_style']} --skip-paper --write-docs` on "
+            f"{os.cpu_count()} CPU cores",
             "",
             f"Demo profile (random VGG, 24->96 px, GAN {c['steps'] // 4} + global "
             f"{c['steps'] - c['steps'] // 4} steps), {c['cpus_per_style']} CPU(s) and one "
             "worker per style, local storage.",
             "",
-            "| run | trainer wall per style (s) | whole command (s) |",
-            "|---|---|---|",
+            "| run | training loop per style (s) | trainer wall per style (s) | command (s) |",
+            "|---|---|---|---|",
             *(
-                f"| {k} | {', '.join(str(s) for s in v['style_s'])} | {v['command_s']} |"
+                f"| {k} | {', '.join(str(s) for s in v['loop_s'])} | "
+                f"{', '.join(str(s) for s in v['style_s'])} | {v['command_s']} |"
                 for k, v in c["runs"].items()
             ),
             "",
             f"- **Concurrency efficiency** ({c['styles']} at once / one alone, slowest "
-            f"trainer): **{c['efficiency_trainer']}x** (goal ≤ 1.15: {verdict}); whole command "
-            f"{c['efficiency_command']}x.",
+            f"style): training loop **{c['efficiency_loop']}x** (goal ≤ 1.15: {verdict}); "
+            f"trainer including its start-up {c['efficiency_trainer']}x; whole command "
+            f"{c['efficiency_command']}x. The trainer's wall time includes starting its worker "
+            "group and dataset shards, which the styles do at once on the same cores.",
         ]
-    p = r.get("paper")
+    return "\n".join(lines) + "\n"
+
+
+def render_paper(p: dict[str, Any]) -> str:
+    lines = [f"### Catalogue training: paper shapes ({time.strftime('%Y-%m-%d')})", ""]
     if p:
         s = p["step_s"]
         lines += [
-            "",
-            f"Paper shapes on {p['device']} (`--skip-concurrency`): seconds per step, batch 4, "
-            "72->288 px global, 128 px patches, 256 px style, paper loss layers, random weights.",
+            f"`python benchmarks/bench_catalogue.py --skip-concurrency --write-docs` on "
+            f"{p['device']}: seconds per step in process, batch 4, 72->288 px global, 128 px "
+            "patches, 256 px style, paper loss layers, random weights.",
             "",
             "| GAN init step | global step | patch step | paper schedule (3000 + 3000 + 3000) |",
             "|---|---|---|---|",
@@ -219,9 +241,13 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
         result["paper"] = paper_step_times(device, args.repeats)
     print(json.dumps(result, indent=2))
-    if args.write_docs:
-        section = "catalogue-gpu" if args.skip_concurrency else "catalogue-cpu"
-        _bench_generator().write_docs(section, render(result, args))
+    if args.write_docs and "concurrency" in result:
+        _bench_generator().write_docs(
+            "catalogue-concurrency", render_concurrency(result["concurrency"])
+        )
+    if args.write_docs and "paper" in result:
+        kind = "gpu" if result["paper"]["device"].startswith("NVIDIA") else "cpu"
+        _bench_generator().write_docs(f"catalogue-paper-{kind}", render_paper(result["paper"]))
 
 
 if __name__ == "__main__":

@@ -143,16 +143,15 @@ def odd_files() -> dict[str, bytes]:
     }
 
 
-@pytest.fixture(scope="session")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A local synthetic dataset (4 full, 3 shop photos with masks, 2 styles) + odd files."""
+def small_dataset(root: Path, seed: int, n_full: int) -> Path:
+    """Synthetic data at test sizes: ``n_full`` 48 px full images, 3 shop photos of 64 px with
+    masks, and the stripes and dots styles at 48 px."""
     from fsg_ray import synthetic
 
-    root = tmp_path_factory.mktemp("data")
     synthetic.write_dataset(
         root,
-        seed=0,
-        n_full=4,
+        seed=seed,
+        n_full=n_full,
         n_shop=3,
         n_heldout=0,
         full_size=48,
@@ -160,6 +159,13 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         style_size=48,
         styles=("stripes", "dots"),
     )
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local synthetic dataset (4 full, 3 shop photos with masks, 2 styles) + odd files."""
+    root = small_dataset(tmp_path_factory.mktemp("data"), seed=0, n_full=4)
     for rel, data in odd_files().items():
         (root / rel).write_bytes(data)
     return root

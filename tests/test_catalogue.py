@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import small_dataset
 
-from fsg_ray import catalogue, registry, synthetic
+from fsg_ray import catalogue, registry
 from fsg_ray import config as C
 from fsg_ray.storage import Storage, StorageOptions, join
 
@@ -63,19 +64,7 @@ def catalogue_config(
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("catalogue-data")
-    synthetic.write_dataset(
-        root,
-        seed=1,
-        n_full=8,
-        n_shop=3,
-        n_heldout=0,
-        full_size=48,
-        shop_size=64,
-        style_size=48,
-        styles=("stripes", "dots"),
-    )
-    return root
+    return small_dataset(tmp_path_factory.mktemp("catalogue-data"), seed=1, n_full=8)
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +174,16 @@ def test_styles_train_on_the_local_s3_server(
     ]
     assert storage.exists(join(s3_bucket, "registry/dots/v1/generator.pt"))
     assert storage.exists(join(s3_bucket, "runs/cat/stripes/checkpoint.pt"))
+
+
+def test_two_workers_train_one_style_data_parallel(
+    ray_local: None, dataset: Path, tmp_path: Path
+) -> None:
+    """workers_per_style = 2: each worker reads its shard, gradients are averaged."""
+    styles = {"dots": str(dataset / "styles/dots.png")}
+    cat = catalogue_config(_tiny(), str(dataset), str(tmp_path), styles)
+    cat = dataclasses.replace(
+        cat, resources=dataclasses.replace(cat.resources, workers_per_style=2)
+    )
+    [result] = catalogue.train_catalogue(cat, Storage())
+    assert (result.status, result.steps, result.version) == ("published", TOTAL, "v1"), result

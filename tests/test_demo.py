@@ -61,3 +61,13 @@ def test_demo_refuses_runs_of_another_config(demo_out: Path, capsys: pytest.Capt
 def test_unknown_style_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["demo", "--out", str(tmp_path), "--styles", "stripes,paisley"]) == 2
     assert "unknown styles ['paisley']" in capsys.readouterr().err
+
+
+def test_demo_keeps_data_runs_and_registry_in_a_local_s3_server(
+    ray_local: None, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--quick", "--s3", "--styles", "dots"]) == 0
+    out = capsys.readouterr().out
+    assert "registry: s3://fsg-demo/registry" in out and "dots" in out
+    assert (tmp_path / "grid_dots.png").stat().st_size > 0
+    assert not (tmp_path / "registry").exists()  # published to the bucket, not the folder
