@@ -95,7 +95,7 @@ def bare_one(uri: str, side: int, size: int, stride: int) -> int:
             raw = f.read()
     img = images.to_tensor(images.decode_image(raw, name=uri))
     img = transforms.resize_short_side(img, side)
-    u8 = img.mul(255).round().clamp(0, 255).to(torch.uint8)  # as data._to_uint8 stores it
+    u8 = img.mul(255).round().clamp(0, 255).to(torch.uint8)  # as data.to_uint8 stores it
     return len(transforms.patchify(u8, size, stride))
 
 

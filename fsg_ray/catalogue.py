@@ -218,7 +218,7 @@ def _launch(
             "heldout": heldout,
             "fail_at": fail_at.get(spec.name),
             "git_commit": registry.git_commit(),
-            "data_fingerprint": _data_fingerprint(cat),
+            "data_fingerprint": _data_fingerprint(cat, td.report),
         }
         pending[spec.name] = _fit_style.remote(job, td.full, td.patches)
     return pending
@@ -246,13 +246,17 @@ def _prepare_data(
             log.warning("held-out garment skipped: %s", e)
             continue
         img = transforms.resize_short_side(img, cfg.data.global_target_size)
-        heldout.append(data._to_uint8(img))
+        heldout.append(data.to_uint8(img))
     return td, heldout
 
 
-def _data_fingerprint(cat: CatalogueConfig) -> str:
-    """What the styles were trained on, by URI (listing sizes would read every prefix)."""
-    sources = [(cat.data.full, 0), (cat.data.shop, 0), (cat.data.masks or "", 0)]
+def _data_fingerprint(cat: CatalogueConfig, report: data.DataReport) -> str:
+    """What the styles were trained on: the sources and how many of their inputs were used.
+
+    Hashing every file's size would list each prefix again; the report already counts them.
+    """
+    sources = [(cat.data.full, report.inputs), (cat.data.shop, report.good)]
+    sources += [(cat.data.masks or "", len(report.bad))]
     return registry.data_fingerprint(sources)
 
 

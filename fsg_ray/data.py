@@ -343,7 +343,7 @@ def _full_image(data: bytes, uri: str, min_side: int, max_side: int) -> np.ndarr
         raise images.ImageDecodeError(uri, f"{w}x{h} px is smaller than {min_side} px")
     if min(h, w) > max_side:
         img = transforms.resize_short_side(img, max_side)
-    return _to_uint8(img)
+    return to_uint8(img)
 
 
 def _decode_shop_batch(
@@ -382,7 +382,7 @@ def _shop_photo(
         except (images.ImageDecodeError, StorageError) as e:
             raise images.ImageDecodeError(item.uri, f"mask {e}") from e
     windows = transforms.patch_windows(h, w, size, stride, mask, min_fraction)
-    return _to_uint8(img), windows.numpy().astype(np.int32)
+    return to_uint8(img), windows.numpy().astype(np.int32)
 
 
 def _append(out: dict[str, list[Any]], **row: Any) -> None:
@@ -395,7 +395,7 @@ def _tensor(array: np.ndarray) -> Tensor:
     return torch.from_numpy(np.require(array, requirements=["C", "W"]))
 
 
-def _to_uint8(img: Tensor) -> np.ndarray:
+def to_uint8(img: Tensor) -> np.ndarray:
     """(3, H, W) float in [0, 1] -> (H, W, 3) uint8: 4x smaller in the object store."""
     return img.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
