@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -66,6 +67,111 @@ def _train(args: argparse.Namespace) -> int:
         results = catalogue.train_catalogue(cat, styles=styles)
     print(catalogue.format_summary(results))
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def _restyle(args: argparse.Namespace) -> int:
+    from fsg_ray import catalogue, restyle
+
+    options = StorageOptions.from_env()
+    if args.endpoint_url:
+        options = dataclasses.replace(options, endpoint_url=args.endpoint_url)
+    cfg = restyle.RestyleConfig(
+        registry=args.registry,
+        input=args.input,
+        output=args.output,
+        styles=() if args.styles == "all" else tuple(s for s in args.styles.split(",") if s),
+        masks=args.masks,
+        max_side=args.max_side,
+        format=args.format,
+        preserve_color=args.preserve_color,
+        overwrite=args.overwrite,
+        actors=args.actors,
+    )
+    storage = Storage(options)
+    try:
+        plan = restyle.plan(cfg, storage)  # styles resolved and inputs listed before Ray starts
+        session = (
+            catalogue.ray_session(args.address, args.num_cpus)
+            if plan.todo
+            else contextlib.nullcontext()
+        )
+        with session:
+            result = restyle.execute(plan, storage)
+    except StorageError as e:
+        print(f"fsg restyle: error: {e}", file=sys.stderr)
+        return 2
+    print(restyle.format_summary(result))
+    return 1 if result.counts[restyle.FAILED] else 0
+
+
+def _add_restyle(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from fsg_ray.compositing import FORMATS  # no Ray import: `fsg --help` stays fast
+
+    restyle = sub.add_parser(
+        "restyle",
+        help="restyle a product catalogue with published styles (an offline Ray Data job)",
+        description="Reads product photos (a prefix, or a .csv/.parquet manifest with columns "
+        "image[, mask]), runs every requested style's generator on each in a pool of Ray "
+        "actors, keeps every pixel outside the garment mask, and writes "
+        "OUTPUT/<style>/<relative path stem>.<ext> atomically, plus a Parquet manifest "
+        "OUTPUT/_manifest/<run>.parquet with one row per input and style (status, reason, "
+        "output, generator version, size, seconds). A rerun skips outputs already made by "
+        "the same generator version and settings, so a killed job resumes.",
+        epilog="Exit status: 0 when every output is ok or skipped, 1 when some failed (listed, "
+        "and in the manifest), 2 for bad arguments, an unknown style or an unreadable URI.",
+    )
+    restyle.add_argument("--registry", required=True, help="style registry (URI)")
+    restyle.add_argument(
+        "--styles", required=True, help="comma-separated style names, or 'all' published ones"
+    )
+    restyle.add_argument("--input", required=True, help="prefix of photos, or a manifest (URI)")
+    restyle.add_argument("--output", required=True, help="output folder or prefix (URI)")
+    restyle.add_argument(
+        "--masks",
+        default=None,
+        help="garment masks: a prefix of masks matched by relative path stem, 'auto' "
+        "(estimated on plain light backgrounds), or 'none' (restyle the whole image); "
+        "default: the manifest's mask column, else none",
+    )
+    restyle.add_argument(
+        "--max-side",
+        type=int,
+        default=1024,
+        help="shrink larger photos to this long side, keeping the aspect (default: 1024)",
+    )
+    restyle.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        default="png",
+        help="output format; png keeps the pixels outside the mask exact (default: png)",
+    )
+    restyle.add_argument(
+        "--preserve-color",
+        action="store_true",
+        help="keep the photo's colours (chroma), take only the brightness pattern of the style",
+    )
+    restyle.add_argument(
+        "--overwrite", action="store_true", help="redo outputs that are already done"
+    )
+    restyle.add_argument(
+        "--actors", type=int, default=1, help="generator actors (one GPU each if any; default: 1)"
+    )
+    restyle.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="S3 endpoint such as http://127.0.0.1:9000 (default: AWS_ENDPOINT_URL_S3 or "
+        "AWS_ENDPOINT_URL, else AWS itself)",
+    )
+    restyle.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join (e.g. auto); default: the RAY_ADDRESS variable, else a new "
+        "local Ray",
+    )
+    restyle.add_argument(
+        "--num-cpus", type=int, default=None, help="CPUs of a new local Ray (default: all)"
+    )
+    restyle.set_defaults(func=_restyle)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-cpus", type=int, default=None, help="CPUs of a new local Ray (default: all)"
     )
     train.set_defaults(func=_train)
+    _add_restyle(sub)
     datacmd.register(sub)
     return parser
 
