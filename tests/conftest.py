@@ -16,8 +16,7 @@ def vgg() -> VGGWeights:
     return load_vgg("random:0")
 
 
-@pytest.fixture
-def tiny_cfg() -> C.TrainConfig:
+def tiny_config() -> C.TrainConfig:
     """A tiny but complete Algorithm 1 run: 16->32 px global, 32 px patches."""
     return C.TrainConfig(
         model=C.ModelConfig(
@@ -40,6 +39,24 @@ def tiny_cfg() -> C.TrainConfig:
             sample_every=0,
         ),
     )
+
+
+def micro_config() -> C.TrainConfig:
+    """Smaller still, for generators whose training does not matter (registry, restyle)."""
+    return C.TrainConfig(
+        model=C.ModelConfig(
+            vgg_weights="random:0", decoder_channels=(16, 8, 8, 8), disc_channels=(8, 8)
+        ),
+        loss=C.LossConfig.random_vgg(),
+        data=C.DataConfig(
+            global_input_size=16, global_target_size=32, patch_size=32, style_size=32
+        ),
+    )
+
+
+@pytest.fixture
+def tiny_cfg() -> C.TrainConfig:
+    return tiny_config()
 
 
 # S3 fixtures: a real S3 API (moto) on 127.0.0.1; see tests/s3_server.py.

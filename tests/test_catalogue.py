@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import small_dataset
+from conftest import small_dataset, tiny_config
 
 from fsg_ray import catalogue, registry
 from fsg_ray import config as C
@@ -78,27 +78,10 @@ def local_run(
         "dots": str(dataset / "styles/dots.png"),
         "ghost": str(dataset / "styles/ghost.png"),
     }
-    cat = catalogue_config(_tiny(), str(dataset), out, styles)
+    cat = catalogue_config(tiny_config(), str(dataset), out, styles)
     storage = Storage()
     results = catalogue.train_catalogue(cat, storage, fail_at={"stripes": FAIL_AT})
     return {"cat": cat, "storage": storage, "results": {r.style: r for r in results}}
-
-
-def _tiny() -> C.TrainConfig:
-    return C.TrainConfig(
-        model=C.ModelConfig(
-            vgg_weights="random:0", decoder_channels=(32, 16, 16, 8), disc_channels=(16, 8)
-        ),
-        loss=C.LossConfig.random_vgg(),
-        data=C.DataConfig(
-            global_input_size=16,
-            global_target_size=32,
-            patch_size=32,
-            patch_stride=16,
-            style_size=48,
-        ),
-        schedule=C.ScheduleConfig(batch_size=2),
-    )
 
 
 def _checkpoint(storage: Storage, cat: C.CatalogueConfig, style: str) -> dict[str, Any]:
@@ -165,7 +148,7 @@ def test_styles_train_on_the_local_s3_server(
     for path in storage.list_files(str(dataset)):
         storage.copy(path, join(data_uri, path[len(str(dataset)) + 1 :]))
     styles = {s: join(data_uri, f"styles/{s}.png") for s in ("stripes", "dots")}
-    cat = catalogue_config(_tiny(), data_uri, s3_bucket, styles, endpoint=s3_server)
+    cat = catalogue_config(tiny_config(), data_uri, s3_bucket, styles, endpoint=s3_server)
     cat = dataclasses.replace(cat, storage=dataclasses.replace(cat.storage, s3_region="us-east-1"))
     results = catalogue.train_catalogue(cat)
     assert [(r.style, r.status, r.version) for r in results] == [
@@ -181,7 +164,7 @@ def test_two_workers_train_one_style_data_parallel(
 ) -> None:
     """workers_per_style = 2: each worker reads its shard, gradients are averaged."""
     styles = {"dots": str(dataset / "styles/dots.png")}
-    cat = catalogue_config(_tiny(), str(dataset), str(tmp_path), styles)
+    cat = catalogue_config(tiny_config(), str(dataset), str(tmp_path), styles)
     cat = dataclasses.replace(
         cat, resources=dataclasses.replace(cat.resources, workers_per_style=2)
     )

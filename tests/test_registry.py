@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 
 import pytest
 import torch
+from conftest import micro_config
 
 from fsg_ray import algorithm as A
-from fsg_ray import config as C
 from fsg_ray import registry as R
 from fsg_ray.cli import main
 from fsg_ray.models import VGGWeights
@@ -48,15 +48,7 @@ def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
 @pytest.fixture(scope="module")
 def trained(vgg: VGGWeights) -> tuple[A.Run, dict[str, Any]]:
     """A tiny run (untrained: its random decoder is enough here) and its generator state."""
-    cfg = C.TrainConfig(
-        model=C.ModelConfig(
-            vgg_weights="random:0", decoder_channels=(16, 8, 8, 8), disc_channels=(8, 8)
-        ),
-        loss=C.LossConfig.random_vgg(),
-        data=C.DataConfig(
-            global_input_size=16, global_target_size=32, patch_size=32, style_size=32
-        ),
-    )
+    cfg = micro_config()
     style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     run = A.new_run(cfg, vgg, style, CPU)
     return run, A.generator_state(run)

@@ -15,12 +15,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import micro_config
 from imagefiles import png_header
 from PIL import Image
 
 from fsg_ray import algorithm as A
 from fsg_ray import compositing as K
-from fsg_ray import config as C
 from fsg_ray import registry as R
 from fsg_ray import restyle, synthetic
 from fsg_ray.cli import main
@@ -43,15 +43,7 @@ def tiny_state(vgg: VGGWeights, seed: int) -> dict[str, Any]:
     An untrained decoder gives a flat grey (BatchNorm's running variance is 1); a smaller one
     and perturbed weights give a textured output that differs from seed to seed.
     """
-    cfg = C.TrainConfig(
-        model=C.ModelConfig(
-            vgg_weights="random:0", decoder_channels=(16, 8, 8, 8), disc_channels=(8, 8)
-        ),
-        loss=C.LossConfig.random_vgg(),
-        data=C.DataConfig(
-            global_input_size=16, global_target_size=32, patch_size=32, style_size=32
-        ),
-    )
+    cfg = micro_config()
     state = A.generator_state(A.new_run(cfg, vgg, torch.zeros(1, 3, 32, 32), CPU))
     gen = torch.Generator().manual_seed(seed)
     decoder = {}
