@@ -50,7 +50,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -186,11 +186,11 @@ def list_inputs(source_uri: str, storage: Storage, mask_prefix: str | None = Non
     else:
         masks = _masks_by_stem(mask_prefix, storage) if mask_prefix else {}
         uris = storage.list_files(source_uri, IMAGE_SUFFIXES)
-        pairs = [(u, masks.get(_stem(relative(u, source_uri)))) for u in uris]
+        pairs = [(u, masks.get(path_stem(relative(u, source_uri)))) for u in uris]
     return [Input(i, uri, mask) for i, (uri, mask) in enumerate(pairs)]
 
 
-def _stem(rel: str) -> str:
+def path_stem(rel: str) -> str:
     """Relative path without its suffix: ``a/1.jpg`` -> ``a/1``."""
     head, _, name = rel.rpartition("/")
     return f"{head}/{name.rsplit('.', 1)[0]}" if head else name.rsplit(".", 1)[0]
@@ -198,7 +198,7 @@ def _stem(rel: str) -> str:
 
 def _masks_by_stem(mask_prefix: str, storage: Storage) -> dict[str, str]:
     uris = storage.list_files(mask_prefix, IMAGE_SUFFIXES)
-    return {_stem(relative(u, mask_prefix)): u for u in uris}
+    return {path_stem(relative(u, mask_prefix)): u for u in uris}
 
 
 def _read_manifest(uri: str, storage: Storage) -> list[tuple[str, str | None]]:
@@ -286,20 +286,7 @@ def _read(
     decode_kwargs: dict[str, Any],
 ) -> ray.data.Dataset:
     """read_binary_files over the inputs, then ``decode`` in map_batches."""
-    if not inputs:
-        raise ValueError("no inputs to read")
-    schemes = {parse_uri(i.uri).scheme for i in inputs}
-    if len(schemes) > 1:
-        raise ValueError(f"inputs mix storage kinds {sorted(schemes)}; use one per pipeline")
-    fs, _ = storage.filesystem(inputs[0].uri)
-    by_path = {_fs_path(i.uri, storage): i for i in inputs}
-    ds = ray.data.read_binary_files(
-        list(by_path),
-        filesystem=fs,
-        include_paths=True,
-        ignore_missing_paths=True,
-        override_num_blocks=-(-len(inputs) // FILES_PER_TASK),
-    )
+    ds, by_path = read_files(inputs, storage, FILES_PER_TASK)
     # Rows in a fixed order, so a resumed run skips ahead over the very batches it used. Each
     # read has its own copy of the DataContext, shared by the datasets derived from it; the
     # driver's global context is not touched. Ray Train replaces these options on its shards:
@@ -315,7 +302,40 @@ def _read(
     )
 
 
-def _fs_path(uri: str, storage: Storage) -> str:
+class _HasUri(Protocol):
+    @property
+    def uri(self) -> str: ...
+
+
+_I = TypeVar("_I", bound=_HasUri)
+
+
+def read_files(
+    inputs: Sequence[_I], storage: Storage, files_per_block: int
+) -> tuple[ray.data.Dataset, dict[str, _I]]:
+    """A dataset of the inputs' bytes (``bytes``, ``path`` columns), and each row's input by path.
+
+    One storage kind per dataset (one pyarrow filesystem reads them all). Files deleted since
+    listing are not rows at all: callers account for them from the inputs they never see.
+    """
+    if not inputs:
+        raise ValueError("no inputs to read")
+    schemes = {parse_uri(i.uri).scheme for i in inputs}
+    if len(schemes) > 1:
+        raise ValueError(f"inputs mix storage kinds {sorted(schemes)}; use one per pipeline")
+    fs, _ = storage.filesystem(inputs[0].uri)
+    by_path = {fs_path(i.uri, storage): i for i in inputs}
+    ds = ray.data.read_binary_files(
+        list(by_path),
+        filesystem=fs,
+        include_paths=True,
+        ignore_missing_paths=True,
+        override_num_blocks=-(-len(inputs) // files_per_block),
+    )
+    return ds, by_path
+
+
+def fs_path(uri: str, storage: Storage) -> str:
     """The path of ``uri`` inside its pyarrow filesystem (absolute for local files)."""
     _, path = storage.filesystem(uri)
     return os.path.abspath(path) if parse_uri(uri).scheme == "file" else path

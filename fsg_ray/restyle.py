@@ -395,7 +395,7 @@ def output_stem(uri: str, base: str) -> str:
     parts = [p for p in rel.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:
         raise ValueError(f"cannot name an output after {uri!r} (relative to {base!r})")
-    return data._stem("/".join(parts))
+    return data.path_stem("/".join(parts))
 
 
 def read_history(storage: Storage, output: str) -> dict[str, Row]:
@@ -470,19 +470,8 @@ def restyle(cfg: RestyleConfig, storage: Storage) -> RestyleResult:
 
 def _dataset(p: Plan, storage: Storage) -> ray.data.Dataset:
     """read_binary_files over the inputs to do, into a pool of :class:`Restyler` actors."""
-    schemes = {parse_uri(i.uri).scheme for i in p.todo}
-    if len(schemes) > 1:
-        raise ValueError(f"inputs mix storage kinds {sorted(schemes)}; use one per job")
-    fs, _ = storage.filesystem(p.todo[0].uri)
-    by_path = {data._fs_path(i.uri, storage): i for i in p.todo}
+    ds, by_path = data.read_files(p.todo, storage, FILES_PER_BLOCK)
     cpus, gpus = _actor_resources(p.config.actors)
-    ds = ray.data.read_binary_files(
-        list(by_path),
-        filesystem=fs,
-        include_paths=True,
-        ignore_missing_paths=True,  # deleted since listing: reported by _missing
-        override_num_blocks=-(-len(by_path) // FILES_PER_BLOCK),
-    )
     return ds.map_batches(
         Restyler,
         batch_size=BATCH_IMAGES,
