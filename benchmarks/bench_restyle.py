@@ -1,0 +1,209 @@
+"""Bulk restyle (``fsg restyle``) vs a bare PyTorch loop over the same images, same machine.
+
+The job: Ray Data reads the files, a pool of :class:`fsg_ray.restyle.Restyler` actors decodes,
+runs every style's generator (one encoder pass shared by the styles), composites through the
+given masks, encodes PNG and writes each output atomically, and the driver writes the Parquet
+manifest. The bare loop does the same work in one process with ``torch.set_num_threads`` set to
+the machine's cores: read, decode, fit, mask, ``StyleBank.run`` on same-size batches,
+composite, encode, write. Throughput is outputs per second (an input restyled in two styles
+makes two outputs).
+
+    python benchmarks/bench_restyle.py                            # CPU: 288 px, actors 1 and 2
+    python benchmarks/bench_restyle.py --write-docs               # also docs/benchmarks.md
+    python benchmarks/bench_restyle.py --sizes 288,1024 --images 256 --actors 1 --write-docs
+                                                                  # a GPU machine (one actor/GPU)
+
+Generators are the paper's architecture (VGG-19 to relu4_1, decoder 512-256-128-64) with
+random weights (speed does not depend on the values), published to a registry in a temporary
+folder. Inputs are synthetic product shots with masks, square at each size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fsg_ray import algorithm as A
+from fsg_ray import compositing, images, registry, restyle, synthetic
+from fsg_ray import config as C
+from fsg_ray.models import load_vgg
+from fsg_ray.storage import Storage, atomic_write_bytes
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_generator import write_docs  # noqa: E402
+
+STYLES = ("stripes", "waves")
+
+
+def make_registry(root: Path, device: torch.device) -> str:
+    """Two styles published with the paper's generator architecture and random weights."""
+    uri = str(root / "registry")
+    cfg = C.TrainConfig(model=C.ModelConfig(vgg_weights="random:0"))
+    vgg = load_vgg(cfg.model.vgg_weights)
+    for style in STYLES:
+        run = A.new_run(cfg, vgg, torch.zeros(1, 3, 64, 64), device)
+        registry.publish(Storage(), uri, style, A.generator_state(run), {"final_losses": {}})
+    return uri
+
+
+def make_inputs(root: Path, size: int, n: int) -> tuple[Path, Path]:
+    """``n`` synthetic product shots of ``size`` px and their masks: (photos, masks)."""
+    synthetic.write_dataset(root, n_full=0, n_shop=0, n_heldout=n, shop_size=size, styles=())
+    return root / "heldout", root / "heldout_masks"
+
+
+def bare_loop(reg: str, photos: Path, masks: Path, out: Path, max_side: int) -> float:
+    """Seconds for the job's work done in one process, batched by size like the actors."""
+    storage, device = Storage(), torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    versions = {s: registry.resolve(storage, reg, s).version for s in STYLES}
+    bank = restyle.StyleBank.load(storage, reg, versions, device)
+    files = sorted(photos.iterdir())
+    t0 = time.perf_counter()
+    for start in range(0, len(files), restyle.BATCH_IMAGES):
+        shots, cut = [], []
+        for path in files[start : start + restyle.BATCH_IMAGES]:
+            img = images.decode_image(path.read_bytes(), name=str(path))
+            rgb = np.asarray(compositing.fit_long_side(img, max_side))
+            mask_raw = (masks / f"{path.stem}.png").read_bytes()
+            shots.append((path.stem, rgb))
+            cut.append(images.decode_mask(mask_raw, size=rgb.shape[:2]).numpy() > 0.5)
+        batch = np.stack([rgb for _, rgb in shots])  # (B, H, W, 3): synthetic shots share a size
+        everyone = list(range(len(shots)))
+        styled = bank.run(batch, {s: everyone for s in STYLES}, device)
+        for style in STYLES:
+            for (stem, rgb), mask, y in zip(shots, cut, styled[style], strict=True):
+                data = compositing.encode(compositing.composite(y, rgb, mask), "png", {"s": style})
+                atomic_write_bytes(out / style / f"{stem}.png", data)
+    return time.perf_counter() - t0
+
+
+def job(reg: str, photos: Path, masks: Path, out: Path, max_side: int, actors: int) -> float:
+    """Seconds for ``restyle.restyle`` (plan, Ray Data job, manifest) on the running Ray."""
+    cfg = restyle.RestyleConfig(
+        registry=reg,
+        input=str(photos),
+        output=str(out),
+        styles=STYLES,
+        masks=str(masks),
+        max_side=max_side,
+        actors=actors,
+    )
+    t0 = time.perf_counter()
+    result = restyle.restyle(cfg, Storage())
+    seconds = time.perf_counter() - t0
+    if result.counts.get(restyle.OK) != len(list(photos.iterdir())) * len(STYLES):
+        raise RuntimeError(f"the job did not make every output: {result.counts}")
+    return seconds
+
+
+def measure(size: int, n: int, actors: list[int], repeats: int, work: Path) -> dict[str, Any]:
+    """Best-of-``repeats`` seconds of the bare loop and of the job at each pool size."""
+    reg = make_registry(work / f"reg{size}", torch.device("cpu"))
+    photos, masks = make_inputs(work / f"in{size}", size, n)
+    outputs = n * len(STYLES)
+    runs: dict[str, list[float]] = {"bare": []}
+    for r in range(repeats):  # interleaved, so that both sides see the same background load
+        runs["bare"].append(bare_loop(reg, photos, masks, work / f"bare{size}_{r}", size))
+        for k in actors:
+            out = work / f"job{size}_{k}_{r}"
+            runs.setdefault(f"job_{k}", []).append(job(reg, photos, masks, out, size, k))
+    best = {key: min(v) for key, v in runs.items()}
+    return {
+        "size": size,
+        "inputs": n,
+        "outputs": outputs,
+        "seconds": {key: [round(s, 2) for s in v] for key, v in runs.items()},
+        "outputs_per_s": {key: round(outputs / s, 3) for key, s in best.items()},
+        "ratio": {key: round(best["bare"] / s, 3) for key, s in best.items() if key != "bare"},
+    }
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.processor() or platform.machine()}), {os.cpu_count()} cores"
+
+
+def render(result: dict[str, Any], command: str) -> str:
+    lines = [
+        f"### Bulk restyle vs a bare loop, {result['device']} ({time.strftime('%Y-%m-%d')})",
+        "",
+        f"`{command}` (torch {torch.__version__}; bare loop on {result['threads']} torch "
+        "threads). Two styles, paper generator architecture, random weights, given masks, "
+        "PNG outputs; best of the repeats, outputs per second.",
+        "",
+        "| size | outputs | bare loop | "
+        + " | ".join(f"job, {k} actor(s)" for k in result["actors"])
+        + " |",
+        "|---|---|---|" + "---|" * len(result["actors"]),
+    ]
+    for m in result["sizes"]:
+        cells = [
+            f"{m['outputs_per_s'][f'job_{k}']} ({m['ratio'][f'job_{k}']}x)"
+            for k in result["actors"]
+        ]
+        lines.append(
+            f"| {m['size']}² | {m['outputs']} | {m['outputs_per_s']['bare']} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += ["", "Seconds of each run (bare loop and job runs interleaved):", ""]
+    for m in result["sizes"]:
+        lines.append(f"- {m['size']}²: " + json.dumps(m["seconds"]))
+    lines += ["", f"Load average before {result['load_before']}, after {result['load_after']}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="288", help="input sides, comma-separated")
+    p.add_argument("--images", type=int, default=48, help="inputs per size")
+    p.add_argument("--actors", default="1,2", help="actor pool sizes, comma-separated")
+    p.add_argument("--repeats", type=int, default=2, help="runs of each (the best counts)")
+    p.add_argument("--write-docs", action="store_true", help="record in docs/benchmarks.md")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    import ray
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    actors = [int(k) for k in args.actors.split(",")]
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    ray.init(include_dashboard=False, log_to_driver=False)
+    work = Path(tempfile.mkdtemp(prefix="bench-restyle-"))
+    try:
+        sizes = [
+            measure(int(s), args.images, actors, args.repeats, work) for s in args.sizes.split(",")
+        ]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "device": device_name(),
+        "threads": torch.get_num_threads(),
+        "actors": actors,
+        "sizes": sizes,
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(result, indent=2))
+    if args.write_docs:
+        key = "restyle-" + ("gpu" if torch.cuda.is_available() else "cpu")
+        write_docs(
+            key, render(result, "python benchmarks/bench_restyle.py " + " ".join(sys.argv[1:]))
+        )
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
