@@ -458,16 +458,23 @@ def _check_name(key: str, name: str, what: str) -> None:
     )
 
 
-def _check_uri(key: str, uri: str) -> None:
-    """Accepts the URI forms of ``storage.parse_uri`` (not imported: config stays light)."""
+def _check_uri(key: str, uri: str) -> str:
+    """Accepts the URI forms of ``storage.parse_uri`` (not imported: config stays light).
+
+    Returns:
+        The URI, a relative local path made absolute (against the working directory now):
+        Ray workers run in other folders, so a relative path would name another file there.
+    """
     _require(isinstance(uri, str) and uri.strip() != "", key, f"needs {_URI_FORMS}")
     match = _SCHEME.fullmatch(uri)
-    if match is not None:
-        scheme, rest = match[1].lower(), match[2]
-        ok = (scheme == "file" and rest.startswith("/")) or (
-            scheme == "s3" and rest.partition("/")[0] != ""
-        )
-        _require(ok, key, f"{uri!r} is not {_URI_FORMS}")
+    if match is None:
+        return os.path.abspath(uri)
+    scheme, rest = match[1].lower(), match[2]
+    ok = (scheme == "file" and rest.startswith("/")) or (
+        scheme == "s3" and rest.partition("/")[0] != ""
+    )
+    _require(ok, key, f"{uri!r} is not {_URI_FORMS}")
+    return uri
 
 
 def _check_overrides(overrides: Any) -> dict[str, dict[str, Any]]:
@@ -502,7 +509,7 @@ class StyleSpec:
 
     def __post_init__(self) -> None:
         _check_name("name", self.name, "style")
-        _check_uri("image", self.image)
+        object.__setattr__(self, "image", _check_uri("image", self.image))
         # A private plain copy: the caller's dict cannot change a frozen spec afterwards.
         object.__setattr__(self, "overrides", _check_overrides(self.overrides))
 
@@ -524,10 +531,10 @@ class DataSources:
     masks: str | None = None
 
     def __post_init__(self) -> None:
-        _check_uri("data.full", self.full)
-        _check_uri("data.shop", self.shop)
+        object.__setattr__(self, "full", _check_uri("data.full", self.full))
+        object.__setattr__(self, "shop", _check_uri("data.shop", self.shop))
         if self.masks is not None:
-            _check_uri("data.masks", self.masks)
+            object.__setattr__(self, "masks", _check_uri("data.masks", self.masks))
 
 
 @dataclass(frozen=True)
@@ -595,8 +602,8 @@ class StorageConfig:
     s3_region: str | None = None
 
     def __post_init__(self) -> None:
-        _check_uri("storage.runs", self.runs)
-        _check_uri("storage.registry", self.registry)
+        object.__setattr__(self, "runs", _check_uri("storage.runs", self.runs))
+        object.__setattr__(self, "registry", _check_uri("storage.registry", self.registry))
         _require(
             self.s3_endpoint is None or self.s3_endpoint.startswith(("http://", "https://")),
             "storage.s3_endpoint",

@@ -130,6 +130,16 @@ def parse_uri(uri: Uri) -> Location:
     raise ValueError(f"unsupported URI {text!r}: expected {SUPPORTED}")
 
 
+def absolute(uri: Uri) -> str:
+    """``uri`` with a relative local path made absolute (against the working directory now).
+
+    Ray workers run in folders of their own: a relative path sent to them names another file.
+    ``file://`` and ``s3://`` URIs are returned as they are.
+    """
+    text = os.fspath(uri)
+    return os.path.abspath(text) if _SCHEME.match(text) is None and text else text
+
+
 def join(base: Uri, *parts: str) -> str:
     """Appends ``/``-separated parts to a URI, keeping its form (path, ``file://``, ``s3://``)."""
     text = os.fspath(base)

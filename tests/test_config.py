@@ -261,10 +261,24 @@ def test_yaml_exponent_without_dot_gets_a_hint() -> None:
 
 
 @pytest.mark.parametrize(
-    "uri", ["s3://bucket/key.jpg", "s3://bucket", "file:///abs/x.jpg", "/abs/x.jpg", "rel/x.jpg"]
+    "uri", ["s3://bucket/key.jpg", "s3://bucket", "file:///abs/x.jpg", "/abs/x.jpg"]
 )
 def test_style_image_uri_forms(uri: str) -> None:
     assert C.StyleSpec(name="s", image=uri).image == uri
+
+
+def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray workers run in other folders: the driver resolves local paths once, at load."""
+    monkeypatch.chdir(tmp_path)
+    cat = C.catalogue_from_dict(catalogue())
+    assert C.StyleSpec(name="s", image="rel/x.jpg").image == str(tmp_path / "rel/x.jpg")
+    data = C.DataSources(full="d/full", shop="d/shop", masks="d/masks")
+    assert (data.full, data.shop, data.masks) == tuple(
+        str(tmp_path / "d" / p) for p in ("full", "shop", "masks")
+    )
+    store = C.StorageConfig(runs="out/runs", registry="s3://b/registry")
+    assert (store.runs, store.registry) == (str(tmp_path / "out/runs"), "s3://b/registry")
+    assert C.catalogue_from_dict(C.to_dict(cat)) == cat  # absolute paths stay as they are
 
 
 @pytest.mark.parametrize("uri", ["", "gs://b/x.jpg", "file://host/x.jpg", "s3://", "http://x/y"])

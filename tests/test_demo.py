@@ -20,7 +20,11 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def demo_out(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--out", str(out), "--quick"]) == 0
+    # A relative --out, as in the README: Ray workers run in other folders, so every path
+    # must be made absolute before it reaches them.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(out.parent)
+        assert main(["demo", "--out", out.name, "--quick"]) == 0
     return out
 
 
