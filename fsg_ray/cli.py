@@ -10,6 +10,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from fsg_ray import datacmd, synthetic
 from fsg_ray.storage import Storage, StorageError, StorageOptions
@@ -69,23 +72,56 @@ def _train(args: argparse.Namespace) -> int:
     return 1 if any(r.status == "failed" for r in results) else 0
 
 
+#: Options of ``fsg restyle`` passed to :class:`~fsg_ray.restyle.RestyleConfig` as they are.
+RESTYLE_PLAIN = ("masks", "max_side", "format", "preserve_color", "overwrite", "actors")
+#: Every option that a ``--config`` YAML file may set, by key.
+RESTYLE_KEYS = ("registry", "styles", "input", "output", *RESTYLE_PLAIN, "endpoint_url")
+
+
+def restyle_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The job's options: ``--config``'s keys, then the flags given on the command line.
+
+    Raises:
+        ValueError: An unreadable or malformed file, an unknown key, or a required option
+            (registry, styles, input, output) given nowhere.
+    """
+    found: dict[str, Any] = {}
+    if args.config:
+        try:
+            found = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f"--config {args.config}: {e}") from None
+        if not isinstance(found, dict):
+            raise ValueError(f"--config {args.config}: expected a mapping of options")
+        unknown = sorted(set(found) - set(RESTYLE_KEYS))
+        if unknown:
+            raise ValueError(
+                f"--config {args.config}: unknown keys {unknown}; known: {RESTYLE_KEYS}"
+            )
+    given = {k: getattr(args, k) for k in RESTYLE_KEYS if getattr(args, k) is not None}
+    options = {**found, **given}
+    missing = [k for k in ("registry", "styles", "input", "output") if k not in options]
+    if missing:
+        raise ValueError(f"missing {', '.join('--' + k for k in missing)} (flags or --config)")
+    if isinstance(options["styles"], list):
+        options["styles"] = ",".join(options["styles"])
+    return options
+
+
 def _restyle(args: argparse.Namespace) -> int:
     from fsg_ray import catalogue, restyle
 
+    o = restyle_options(args)
     options = StorageOptions.from_env()
-    if args.endpoint_url:
-        options = dataclasses.replace(options, endpoint_url=args.endpoint_url)
+    if o.get("endpoint_url"):
+        options = dataclasses.replace(options, endpoint_url=o["endpoint_url"])
+    styles = str(o["styles"])
     cfg = restyle.RestyleConfig(
-        registry=args.registry,
-        input=args.input,
-        output=args.output,
-        styles=() if args.styles == "all" else tuple(s for s in args.styles.split(",") if s),
-        masks=args.masks,
-        max_side=args.max_side,
-        format=args.format,
-        preserve_color=args.preserve_color,
-        overwrite=args.overwrite,
-        actors=args.actors,
+        registry=o["registry"],
+        input=o["input"],
+        output=o["output"],
+        styles=() if styles == "all" else tuple(s for s in styles.split(",") if s),
+        **{k: o[k] for k in RESTYLE_PLAIN if k in o},
     )
     storage = Storage(options)
     try:
@@ -120,12 +156,19 @@ def _add_restyle(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         epilog="Exit status: 0 when every output is ok or skipped, 1 when some failed (listed, "
         "and in the manifest), 2 for bad arguments, an unknown style or an unreadable URI.",
     )
-    restyle.add_argument("--registry", required=True, help="style registry (URI)")
     restyle.add_argument(
-        "--styles", required=True, help="comma-separated style names, or 'all' published ones"
+        "--config",
+        default=None,
+        help="YAML file of these options by name (registry, styles, input, output, masks, "
+        "max_side, format, preserve_color, overwrite, actors, endpoint_url); flags given "
+        "here win (example: jobs/configs/restyle_catalogue.yaml)",
     )
-    restyle.add_argument("--input", required=True, help="prefix of photos, or a manifest (URI)")
-    restyle.add_argument("--output", required=True, help="output folder or prefix (URI)")
+    restyle.add_argument("--registry", help="style registry (URI); required")
+    restyle.add_argument(
+        "--styles", help="comma-separated style names, or 'all' published ones; required"
+    )
+    restyle.add_argument("--input", help="prefix of photos, or a manifest (URI); required")
+    restyle.add_argument("--output", help="output folder or prefix (URI); required")
     restyle.add_argument(
         "--masks",
         default=None,
@@ -136,25 +179,32 @@ def _add_restyle(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     restyle.add_argument(
         "--max-side",
         type=int,
-        default=1024,
+        default=None,
         help="shrink larger photos to this long side, keeping the aspect (default: 1024)",
     )
     restyle.add_argument(
         "--format",
         choices=list(FORMATS),
-        default="png",
+        default=None,
         help="output format; png keeps the pixels outside the mask exact (default: png)",
     )
     restyle.add_argument(
         "--preserve-color",
         action="store_true",
+        default=None,
         help="keep the photo's colours (chroma), take only the brightness pattern of the style",
     )
     restyle.add_argument(
-        "--overwrite", action="store_true", help="redo outputs that are already done"
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="redo outputs that are already done",
     )
     restyle.add_argument(
-        "--actors", type=int, default=1, help="generator actors (one GPU each if any; default: 1)"
+        "--actors",
+        type=int,
+        default=None,
+        help="generator actors (one GPU each if any; default: 1)",
     )
     restyle.add_argument(
         "--endpoint-url",

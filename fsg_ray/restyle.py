@@ -57,7 +57,15 @@ from fsg_ray import compositing, data, images, registry
 from fsg_ray.algorithm import autocast
 from fsg_ray.compositing import FORMATS
 from fsg_ray.models import ENCODER_STRIDE, Generator, VGGWeights, load_vgg
-from fsg_ray.storage import Storage, StorageError, StorageOptions, join, parse_uri, relative
+from fsg_ray.storage import (
+    Storage,
+    StorageError,
+    StorageOptions,
+    absolute,
+    join,
+    parse_uri,
+    relative,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +115,10 @@ class RestyleConfig:
     actors: int = 1
 
     def __post_init__(self) -> None:
+        for key in ("registry", "input", "output"):
+            object.__setattr__(self, key, absolute(getattr(self, key)))
+        if self.mask_prefix is not None:
+            object.__setattr__(self, "masks", absolute(self.mask_prefix))
         for style in self.styles:
             registry.check_style(style)
         if len(set(self.styles)) != len(self.styles):

@@ -5,6 +5,8 @@ inputs are manifest rows; and the pure helpers (auto masks, chroma)."""
 from __future__ import annotations
 
 import io
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,7 +86,16 @@ def first_run(
 ) -> Path:
     """Both styles over the photos with their masks, as PNG: the output folder."""
     out = tmp_path_factory.mktemp("restyled") / "out"
-    assert main(restyle_args(reg, shop / "photos", out, "--masks", str(shop / "masks"))) == 0
+    # Relative paths, as a user types them: the actors run in other folders, so the job must
+    # make every local path absolute before it reaches them.
+    root = Path(os.path.commonpath([reg, shop, out]))
+    rel = {
+        name: os.path.relpath(p, root) for name, p in [("reg", reg), ("shop", shop), ("out", out)]
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        args = restyle_args(rel["reg"], Path(rel["shop"], "photos"), rel["out"])
+        assert main([*args, "--masks", str(Path(rel["shop"], "masks"))]) == 0
     return out
 
 
@@ -343,3 +354,65 @@ def test_preserve_color_keeps_the_chroma_of_a_manifest_input(
         )
         assert diff[inside][:, 1:].max() <= 2, rel  # chroma kept
         assert diff[..., 0].mean() > 5, rel  # luma from the style
+
+
+# ---------------------------------------------------------------- --config files
+
+
+def parsed(*argv: str) -> Any:
+    from fsg_ray.cli import build_parser
+
+    return build_parser().parse_args(["restyle", *argv])
+
+
+def test_config_file_sets_options_and_flags_win(tmp_path: Path) -> None:
+    from fsg_ray.cli import restyle_options
+
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        "registry: s3://b/reg\nstyles: [dots, stripes]\ninput: s3://b/in/\noutput: s3://b/out/\n"
+        "masks: auto\nformat: jpeg\nactors: 3\npreserve_color: true\n"
+    )
+    o = restyle_options(parsed("--config", str(config), "--format", "png", "--actors", "2"))
+    assert o == {
+        "registry": "s3://b/reg",
+        "styles": "dots,stripes",
+        "input": "s3://b/in/",
+        "output": "s3://b/out/",
+        "masks": "auto",
+        "format": "png",
+        "actors": 2,
+        "preserve_color": True,
+    }
+    example = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "restyle_catalogue.yaml"
+    assert restyle_options(parsed("--config", str(example)))["styles"] == "leopard,porcelain"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("registry: r\nstyle: all\n", "unknown keys ['style']"),
+        ("registry: r\nstyles: all\n", "missing --input, --output (flags or --config)"),
+        ("- a list\n", "expected a mapping of options"),
+        ("registry: [unclosed\n", "--config"),
+    ],
+)
+def test_bad_config_files_are_named(tmp_path: Path, text: str, message: str) -> None:
+    from fsg_ray.cli import restyle_options
+
+    config = tmp_path / "job.yaml"
+    config.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        restyle_options(parsed("--config", str(config)))
+
+
+def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = restyle.RestyleConfig(registry="reg", input="in", output="out", masks="masks")
+    assert (cfg.registry, cfg.input, cfg.output) == tuple(
+        str(tmp_path / p) for p in ("reg", "in", "out")
+    )
+    assert cfg.masks == str(tmp_path / "masks")
+    kept = restyle.RestyleConfig(registry="s3://b/r", input="s3://b/i", output="s3://b/o")
+    assert (kept.registry, kept.masks) == ("s3://b/r", None)
+    assert restyle.RestyleConfig(registry="r", input="i", output="o", masks="auto").masks == "auto"
