@@ -59,7 +59,7 @@ def test_cluster_yaml_validates_against_rays_schema(cluster: dict[str, Any]) -> 
 @pytest.mark.parametrize(
     "path, value",
     [
-        (("provider", "typo_key"), 1),
+        (("typo_key",), 1),
         (("available_node_types", "gpu_worker", "min_workers"), "zero"),
         (("max_workers",), -1),
     ],
@@ -136,13 +136,27 @@ def test_kuberay_manifests_name_what_exists() -> None:
 
 
 def test_job_configs_load() -> None:
-    for name in ("paper_styles.yaml", "short_catalogue.yaml"):
-        cat = load_catalogue(ROOT / "jobs" / "configs" / name)
-        assert cat.styles, name
-    for m in manifests().values():
-        for f in entrypoint_files(m["spec"].get("entrypoint", "")):
-            if f.suffix == ".yaml" and f.parent.name == "configs" and "catalogue" in f.name:
-                load_catalogue(f)
+    """Every config that jobs/ and k8s/ name is valid: catalogues and restyle jobs."""
+    from fsg_ray.cli import build_parser, restyle_options
+    from fsg_ray.restyle import RestyleConfig
+
+    named = {
+        f for m in manifests().values() for f in entrypoint_files(m["spec"].get("entrypoint", ""))
+    }
+    configs = sorted((ROOT / "jobs" / "configs").glob("*.yaml"))
+    assert {f for f in named if f.suffix == ".yaml"} <= set(configs)
+    for config in configs:
+        if config.name.startswith("restyle"):
+            args = build_parser().parse_args(["restyle", "--config", str(config)])
+            o = restyle_options(args)
+            RestyleConfig(
+                o["registry"],
+                o["input"],
+                o["output"],
+                **{k: o[k] for k in ("masks", "format", "actors")},
+            )
+        else:
+            assert load_catalogue(config).styles, config
 
 
 # ---------------------------------------------------------------- a real head and a job
