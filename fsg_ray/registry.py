@@ -245,6 +245,44 @@ def resolve(
     return PublishedVersion(style, chosen, folder, metadata)
 
 
+#: Order of the training modes in listings and comparison sheets: the method, then ablations.
+MODES = ("full", "global_only", "patch_only")
+
+
+def mode_of(found: PublishedVersion) -> str:
+    """The training mode of a published version (``full``, ``global_only``, ``patch_only``).
+
+    Read from the metadata's ``mode``; versions published before it was recorded give their
+    config's ``schedule.mode``, or ``full``.
+    """
+    meta = found.metadata
+    config_mode = meta.get("config", {}).get("schedule", {}).get("mode", "full")
+    return str(meta.get("mode", config_mode))
+
+
+def base_of(found: PublishedVersion) -> str:
+    """The style a published version is a mode of: its metadata's ``base_style``, or itself."""
+    return str(found.metadata.get("base_style") or found.style)
+
+
+def modes(storage: Storage, registry_uri: str, style: str) -> list[PublishedVersion]:
+    """The current version of every entry whose base style is ``style`` (``style`` itself
+    and its ablations), ordered by :data:`MODES`, then by entry name.
+
+    Raises:
+        ValueError: A bad style name.
+        StyleNotFound: No entry has that base style; the message lists the base styles.
+    """
+    check_style(style)
+    found = [resolve(storage, registry_uri, name) for name in list_styles(storage, registry_uri)]
+    mine = [f for f in found if base_of(f) == style]
+    if not mine:
+        known = ", ".join(sorted({base_of(f) for f in found})) or "none"
+        raise StyleNotFound(f"no style {style!r} in {registry_uri}; known styles: {known}")
+    rank = {m: i for i, m in enumerate(MODES)}
+    return sorted(mine, key=lambda f: (rank.get(mode_of(f), len(MODES)), f.style))
+
+
 def load(
     storage: Storage,
     registry_uri: str,
