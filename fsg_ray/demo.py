@@ -219,6 +219,7 @@ def run_demo(
     if untrained:
         raise ValueError(f"cannot ablate {untrained}: not among the styles {list(styles)}")
     t0 = time.perf_counter()
+    out = out.absolute()  # Ray's workers run in other folders: a relative path misses there
     out.mkdir(parents=True, exist_ok=True)
     train = demo_config(quick, seed)
     write_data(out / "data", train)

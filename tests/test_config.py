@@ -154,6 +154,21 @@ def test_style_overrides_apply_on_top_of_the_catalogue_train_config() -> None:
         cat.style_config("owl")
 
 
+def test_ablations_are_entries_with_a_mode_and_a_base_style() -> None:
+    styles = [
+        style(),
+        style("bear-feeds", image="s3://b/bear.jpg", mode="global_only", base_style="bear"),
+        style("bear-mgan", image="s3://b/bear.jpg", mode="patch_only", base_style="bear"),
+        style("solo", base_style="elsewhere"),  # a base trained in another catalogue
+    ]
+    cat = C.catalogue_from_dict(catalogue(styles=styles))
+    modes = [cat.style_config(s.name).schedule.mode for s in cat.styles]
+    assert modes == ["full", "global_only", "patch_only", "full"]
+    assert [s.base for s in cat.styles] == ["bear", "bear", "bear", "elsewhere"]
+    assert cat.style("bear-feeds").overrides == {"schedule": {"mode": "global_only"}}
+    assert C.catalogue_from_dict(C.to_dict(cat)) == cat  # what the demo writes and reloads
+
+
 def test_overrides_are_validated_against_the_catalogue_config() -> None:
     # Valid only together with the catalogue's data sizes (target >= input).
     train = {"data": {"global_input_size": 100, "global_target_size": 400}}
@@ -247,6 +262,16 @@ def test_vgg_weights_shortcut() -> None:
         ),
         ({"train": {"modle": {}}}, "train.modle: unknown key (did you mean 'model'?)"),
         ({"max_failures": -2}, "max_failures: must be >= -1"),
+        ({"styles": [style(), style("b2", mode="patch")]}, "styles[1].mode: 'patch' is not one"),
+        (
+            {"styles": [style(mode="global_only", overrides={"schedule": {"mode": "full"}})]},
+            "styles[0].mode: 'global_only' conflicts with overrides.schedule.mode 'full'",
+        ),
+        ({"styles": [style(base_style="Bear!")]}, "styles[0].base_style: 'Bear!' is not a valid"),
+        (
+            {"styles": [style(), {"name": "b2", "image": "o.jpg", "base_style": "bear"}]},
+            "styles[1].image: 'o.jpg' differs from the image 's3://b/bear.jpg' of its base style",
+        ),
         ({"samples": 0}, "samples: must be >= 1"),
     ],
 )
