@@ -132,6 +132,19 @@ def test_paper_catalogue_has_six_styles_with_paper_defaults() -> None:
     assert (r.workers_per_style, r.gpus_per_worker, r.use_gpu) == (1, 1.0, "auto")
 
 
+def test_paper_ablations_catalogue_trains_one_style_three_ways() -> None:
+    cat = C.load_catalogue(PAPER_YAML.with_name("paper_ablations.yaml"))
+    schedules = [cat.style_config(s.name).schedule for s in cat.styles]
+    assert [(s.name, s.base) for s in cat.styles] == [
+        ("leopard", "leopard"),
+        ("leopard-feeds", "leopard"),
+        ("leopard-mgan", "leopard"),
+    ]
+    assert [s.mode for s in schedules] == ["full", "global_only", "patch_only"]
+    assert schedules[1].global_only_steps == 40000
+    assert cat.train.model.vgg_weights == "imagenet" and cat.resources.use_gpu == "always"
+
+
 def test_defaults_of_a_minimal_catalogue() -> None:
     cat = C.catalogue_from_dict(catalogue())
     assert cat.train == C.TrainConfig() and cat.resources == C.Resources()

@@ -4,6 +4,7 @@ grids, and compared by ``fsg eval``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
+from fsg_ray import catalogue, evaluate, registry
 from fsg_ray import config as C
-from fsg_ray import evaluate, registry
 from fsg_ray.cli import main
+from fsg_ray.demo import run_demo
 from fsg_ray.storage import Storage
 
 pytestmark = pytest.mark.ray
@@ -101,3 +103,22 @@ def test_demo_keeps_data_runs_and_registry_in_a_local_s3_server(
     assert "registry: s3://fsg-demo/registry" in out and "dots" in out
     assert (tmp_path / "grid_dots.png").stat().st_size > 0
     assert not (tmp_path / "registry").exists()  # published to the bucket, not the folder
+
+
+def test_a_relative_out_reaches_the_ray_workers_as_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, C.CatalogueConfig] = {}
+
+    def train(cat: C.CatalogueConfig, storage: Storage) -> list[catalogue.StyleResult]:
+        seen["cat"] = cat
+        return []
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(catalogue, "ray_session", lambda **_: contextlib.nullcontext())
+    monkeypatch.setattr(catalogue, "train_catalogue", train)
+    run_demo(Path("rel"), quick=True, num_cpus=2)
+    cat = seen["cat"]
+    assert 0 < 3 * cat.resources.cpus_per_worker <= 2  # all three entries train at once
+    assert cat.storage.registry == str(tmp_path / "rel" / "registry")
+    assert [s.image for s in cat.styles] == [str(tmp_path / "rel/data/styles/stripes.png")] * 3
