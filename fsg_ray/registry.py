@@ -82,12 +82,15 @@ class VersionSummary:
         vgg_weights: The ``vgg_weights`` spec of the encoder the generator was trained with.
         final_losses: Last value of each loss, if the publisher gave ``final_losses``.
         files: Names of the version's files.
+        mode: The training mode (``full``, ``global_only``, ``patch_only``; see
+            :func:`mode_of`); indexes written before it was recorded read as ``full``.
     """
 
     published_at: str
     vgg_weights: str
     final_losses: dict[str, float]
     files: tuple[str, ...]
+    mode: str = "full"
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,10 @@ def mode_of(found: PublishedVersion) -> str:
     Read from the metadata's ``mode``; versions published before it was recorded give their
     config's ``schedule.mode``, or ``full``.
     """
-    meta = found.metadata
+    return _mode(found.metadata)
+
+
+def _mode(meta: Mapping[str, Any]) -> str:
     config_mode = meta.get("config", {}).get("schedule", {}).get("mode", "full")
     return str(meta.get("mode", config_mode))
 
@@ -316,16 +322,19 @@ def load(
 def format_table(styles: Mapping[str, StyleIndex]) -> str:
     """A text table of styles for ``fsg styles``: one row per style, about its current version.
 
-    Columns: style, current version, all versions, published_at, final losses, VGG weights.
+    Columns: style, current version, all versions, mode, published_at, final losses, VGG
+    weights.
     """
-    header = ("style", "current", "versions", "published_at", "final_losses", "vgg_weights")
-    rows = [header]
+    header = ["style", "current", "versions", "mode", "published_at", "final_losses"]
+    rows = [[*header, "vgg_weights"]]
     for name, index in styles.items():
         now = index.versions[index.current]
         losses = " ".join(f"{k}={v:.4g}" for k, v in sorted(now.final_losses.items()))
         versions = ",".join(index.versions)
-        rows.append((name, index.current, versions, now.published_at, losses, now.vgg_weights))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        rows.append(
+            [name, index.current, versions, now.mode, now.published_at, losses, now.vgg_weights]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     cells = (zip(row, widths, strict=True) for row in rows)
     return "\n".join("  ".join(c.ljust(w) for c, w in line).rstrip() for line in cells)
 
@@ -411,6 +420,7 @@ def _summarise(meta: Mapping[str, Any], files: tuple[str, ...]) -> VersionSummar
         vgg_weights=meta["vgg_weights"],
         final_losses={str(k): float(v) for k, v in losses.items()},
         files=files,
+        mode=_mode(meta),
     )
 
 

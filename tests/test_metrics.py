@@ -89,7 +89,7 @@ def test_shifted_or_blurred_edges_lower_the_structure_score() -> None:
     moved = M.structure_similarity(img, shifted, mask)
     soft = M.structure_similarity(img, blurred, mask)
     assert same == pytest.approx(1.0, abs=1e-6)
-    assert moved < 0.8 and soft < 0.9
+    assert moved < 0.6 and soft < 0.85  # 0.46 and 0.78, quoted in docs/metrics.md
     flat = torch.full_like(img, 0.5)
     assert M.structure_similarity(img, flat, mask) == 0.0  # every edge gone
     assert M.structure_similarity(flat, flat, mask) == 1.0
