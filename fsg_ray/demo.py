@@ -93,8 +93,6 @@ def demo_config(quick: bool = False, seed: int = 0) -> C.TrainConfig:
 
 DEMO_STYLES = ("stripes",)
 DEMO_BUCKET = "fsg-demo"
-#: Catalogue name suffix of each ablation mode (the paper's name of the method it mimics).
-ABLATIONS = {"global_only": "feeds", "patch_only": "mgan"}
 
 
 def ablation_entries(style: str, image: str, train: C.TrainConfig) -> list[dict[str, Any]]:
