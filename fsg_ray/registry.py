@@ -83,14 +83,15 @@ class VersionSummary:
         final_losses: Last value of each loss, if the publisher gave ``final_losses``.
         files: Names of the version's files.
         mode: The training mode (``full``, ``global_only``, ``patch_only``; see
-            :func:`mode_of`); indexes written before it was recorded read as ``full``.
+            :func:`mode_of`); empty in indexes written before it was recorded (the
+            version's metadata still has it).
     """
 
     published_at: str
     vgg_weights: str
     final_losses: dict[str, float]
     files: tuple[str, ...]
-    mode: str = "full"
+    mode: str = ""
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,8 @@ def format_table(styles: Mapping[str, StyleIndex]) -> str:
         losses = " ".join(f"{k}={v:.4g}" for k, v in sorted(now.final_losses.items()))
         versions = ",".join(index.versions)
         rows.append(
-            [name, index.current, versions, now.mode, now.published_at, losses, now.vgg_weights]
+            [name, index.current, versions, now.mode or "-", now.published_at, losses]
+            + [now.vgg_weights]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     cells = (zip(row, widths, strict=True) for row in rows)

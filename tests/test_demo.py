@@ -45,6 +45,8 @@ def test_demo_publishes_every_mode_with_its_mode_and_base_style(demo_out: Path) 
     reg = str(demo_out / "registry")
     styles = registry.list_styles(Storage(), reg)
     assert {s: i.current for s, i in styles.items()} == {e: "v1" for e in ENTRIES}
+    modes = [styles[e].versions["v1"].mode for e in ENTRIES]  # what `fsg styles` shows
+    assert modes == ["full", "global_only", "patch_only"]
     found = registry.modes(Storage(), reg, "stripes")
     assert [(f.style, f.metadata["mode"], f.metadata["base_style"]) for f in found] == [
         ("stripes", "full", "stripes"),
