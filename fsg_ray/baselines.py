@@ -53,7 +53,9 @@ def gatys(
     with torch.no_grad():
         targets = losses.style_targets(phi(style, cfg.style_layers), cfg)
         content_c = phi(losses.content_view(content, cfg), cfg.content_layers)
-    image = content.detach().clone().requires_grad_(True)
+    # A contiguous copy: L-BFGS flattens the gradient with view(), which fails on the strides
+    # of a permuted input (an HWC array made CHW, as images.to_tensor gives).
+    image = content.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     # Tolerances below zero: run exactly `iterations` iterations, as the paper counts them.
     opt = torch.optim.LBFGS(
         [image],

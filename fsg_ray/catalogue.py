@@ -549,6 +549,8 @@ def _finish(job: _Job, run: A.Run, train_s: float, starts: list[int]) -> None:
             "run_id": run_id,
             "catalogue": job.cat.name,
             "style_image": job.spec.image,
+            "mode": job.cfg.schedule.mode,
+            "base_style": job.spec.base,
             "config": to_dict(job.cfg),
             "schedule": to_dict(job.cfg.schedule),
             "data": {**to_dict(job.cat.data), "fingerprint": job.raw["data_fingerprint"]},

@@ -495,23 +495,60 @@ def _check_overrides(overrides: Any) -> dict[str, dict[str, Any]]:
 class StyleSpec:
     """One style of the catalogue: its id, its style image y_s and its config overrides.
 
+    Ablations are entries of their own: ``stripes`` (``full``), ``stripes-feeds``
+    (``mode: global_only``, ``base_style: stripes``) and ``stripes-mgan`` (``mode:
+    patch_only``, ``base_style: stripes``) share one style image, are trained, checkpointed
+    and published like any style, and the registry records ``mode`` and ``base_style`` in
+    their metadata, so ``fsg eval --style stripes`` finds all three.
+
     Attributes:
         name: the style's id in run folders, the registry and the serving API.
         image: URI of the style image y_s (a local path, ``file://`` or ``s3://``).
         overrides: keys of :class:`TrainConfig` that differ for this style, nested by section
             like the catalogue's ``train`` (e.g. ``{"loss": {"style_weight": 10.0}}``) and
             applied on top of it by :meth:`CatalogueConfig.style_config`.
+        mode: shortcut for ``overrides.schedule.mode`` (``full``, ``global_only``: the
+            FeedS-like ablation, ``patch_only``: the MGAN-like one); None keeps the
+            catalogue's.
+        base_style: the style this entry is a variant of (an ablation of ``stripes`` names
+            ``stripes``); None: the entry is its own base.
     """
 
     name: str
     image: str
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mode: Mode | None = None
+    base_style: str | None = None
 
     def __post_init__(self) -> None:
         _check_name("name", self.name, "style")
         object.__setattr__(self, "image", _check_uri("image", self.image))
+        if self.base_style is not None:
+            _check_name("base_style", self.base_style, "style")
         # A private plain copy: the caller's dict cannot change a frozen spec afterwards.
-        object.__setattr__(self, "overrides", _check_overrides(self.overrides))
+        overrides = _check_overrides(self.overrides)
+        if self.mode is not None:
+            overrides = _with_mode(overrides, self.mode)
+        object.__setattr__(self, "overrides", overrides)
+
+    @property
+    def base(self) -> str:
+        """The style this entry is a mode of: ``base_style``, or its own name."""
+        return self.base_style or self.name
+
+
+def _with_mode(overrides: dict[str, dict[str, Any]], mode: str) -> dict[str, dict[str, Any]]:
+    """``overrides`` with ``schedule.mode`` set to ``mode`` (a :data:`Mode`).
+
+    Raises:
+        ConfigError: ``mode`` is not a mode, or ``overrides.schedule.mode`` says another one.
+    """
+    modes = get_args(Mode)
+    _require(mode in modes, "mode", f"{mode!r} is not one of {', '.join(modes)}")
+    schedule = overrides.get("schedule", {})
+    given = schedule.get("mode", mode)
+    _require(given == mode, "mode", f"{mode!r} conflicts with overrides.schedule.mode {given!r}")
+    return {**overrides, "schedule": {**schedule, "mode": mode}}
 
 
 @dataclass(frozen=True)
@@ -650,8 +687,22 @@ class CatalogueConfig:
             first[style.name] = i
             with _prefixed(f"styles[{i}].overrides."):
                 replace(self.train, **style.overrides)
+        self._check_bases()
         _require(self.max_failures >= -1, "max_failures", "must be >= -1 (-1: retry forever)")
         _require(self.samples >= 1, "samples", "must be >= 1")
+
+    def _check_bases(self) -> None:
+        """A variant whose base style is in the catalogue must use the base's style image:
+        an ablation trained on another image compares nothing."""
+        images = {s.name: s.image for s in self.styles}
+        for i, style in enumerate(self.styles):
+            base_image = images.get(style.base, style.image)
+            _require(
+                base_image == style.image,
+                f"styles[{i}].image",
+                f"{style.image!r} differs from the image {base_image!r} of its base style "
+                f"{style.base!r}; the modes of one style share its image",
+            )
 
     def style(self, name: str) -> StyleSpec:
         """The style called ``name``.

@@ -1,10 +1,13 @@
 """``fsg demo``: the whole training pipeline on the embedded default, in minutes on a CPU.
 
 A local Ray; the synthetic dataset written to ``OUT/data`` (or, with ``--s3``, to a bucket of
-an S3 server started in this process); two styles trained at once by the catalogue trainer
-(:mod:`fsg_ray.catalogue`: Ray Data shards, one Ray Train ``TorchTrainer`` per style) with a
-short schedule; each published to the registry ``OUT/registry``; then a before/after grid per
-style from the published generators. Writes under ``OUT``::
+an S3 server started in this process); the styles and the two ablations of one of them
+(``stripes``, ``stripes-feeds``: ``global_only``, ``stripes-mgan``: ``patch_only``) trained at
+once by the catalogue trainer (:mod:`fsg_ray.catalogue`: Ray Data shards, one Ray Train
+``TorchTrainer`` per entry) with a short schedule; each published to the registry
+``OUT/registry``; then a before/after grid per entry from the published generators.
+``fsg eval --style stripes`` compares the three on the held-out garments. Writes under
+``OUT``::
 
     data/                 synthetic garments, shop photos, masks, style textures
     catalogue.yaml        the catalogue that was trained (``fsg train`` runs it again)
@@ -21,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -47,10 +51,12 @@ def demo_config(quick: bool = False, seed: int = 0) -> C.TrainConfig:
     """The demo's profile: random VGG weights, small images, a short Algorithm 1 schedule.
 
     Sizes are scaled down from the paper's (72->288 px global, 128 px patches, 256 px style)
-    so that two styles train at once in minutes on 2 CPU cores (one core each), with the
+    so that a style and its two ablations train at once in minutes on 2 CPU cores, with the
     style image at the global output's scale (96 px) so that its pattern has the same size
     in y_s and y_hat. Batch 2: on one core a step costs about half of a batch-4 step, so the
     same minutes buy twice the steps (docs/paper_map.md, "Demo profile").
+    ``global_only_steps`` is the full schedule's total, so a ``global_only`` ablation makes
+    as many generator updates as the full method (see :func:`ablation_entries`).
     Losses are the random-VGG profile. tau(1) = 0: a discriminator trained for only a few
     dozen GAN steps is easy to exploit, and patch steps against it turned the garments into
     one flat colour (measured; docs/paper_map.md, "Deviations"). ``quick`` is a smoke
@@ -73,6 +79,7 @@ def demo_config(quick: bool = False, seed: int = 0) -> C.TrainConfig:
         gan_init_steps=gan,
         global_steps=glob,
         patch_steps=patch,
+        global_only_steps=gan + glob + patch,
         lr_gan=2e-3,
         lr_global=2e-3,
         lr_patch=2e-3,
@@ -84,8 +91,30 @@ def demo_config(quick: bool = False, seed: int = 0) -> C.TrainConfig:
     return C.TrainConfig(C.ModelConfig(vgg_weights="random:0"), loss, data, schedule)
 
 
-DEMO_STYLES = ("stripes", "waves")
+DEMO_STYLES = ("stripes",)
 DEMO_BUCKET = "fsg-demo"
+
+
+def ablation_entries(style: str, image: str, train: C.TrainConfig) -> list[dict[str, Any]]:
+    """Catalogue entries of the two ablations of ``style``, at the full schedule's budget.
+
+    ``<style>-feeds`` (``global_only``: the FeedS-like baseline) makes
+    ``global_only_steps`` global steps; ``<style>-mgan`` (``patch_only``: MGAN-like) the
+    same GAN initialisation as the full method, then patch steps for the rest of the
+    budget. So all three modes make the same number of generator updates.
+    """
+    s = train.schedule
+    rest = s.alternations * (s.global_steps + s.patch_steps)
+    return [
+        {"name": f"{style}-feeds", "image": image, "mode": "global_only", "base_style": style},
+        {
+            "name": f"{style}-mgan",
+            "image": image,
+            "mode": "patch_only",
+            "base_style": style,
+            "overrides": {"schedule": {"patch_steps": rest}},
+        },
+    ]
 
 
 def demo_catalogue(
@@ -95,11 +124,19 @@ def demo_catalogue(
     train: C.TrainConfig,
     cpus: int,
     endpoint: str | None = None,
+    ablate: Sequence[str] = (),
 ) -> C.CatalogueConfig:
-    """The demo's catalogue: the synthetic data, ``styles``, one worker per style.
+    """The demo's catalogue: the synthetic data, ``styles`` and the ablations of the styles
+    in ``ablate`` (:func:`ablation_entries`), one worker per entry.
 
-    Each style's worker gets an equal share of the CPUs, so all styles train at once.
+    Each entry's worker gets an equal share of the CPUs, so all entries train at once.
     """
+    entries: list[dict[str, Any]] = []
+    for s in styles:
+        image = join(data_uri, f"styles/{s}.png")
+        entries.append({"name": s, "image": image})
+        if s in ablate:
+            entries += ablation_entries(s, image, train)
     return C.catalogue_from_dict(
         {
             "name": "demo",
@@ -108,9 +145,9 @@ def demo_catalogue(
                 "shop": join(data_uri, "shop"),
                 "masks": join(data_uri, "shop_masks"),
             },
-            "styles": [{"name": s, "image": join(data_uri, f"styles/{s}.png")} for s in styles],
+            "styles": entries,
             "train": C.to_dict(train),
-            "resources": {"cpus_per_worker": max(1, cpus // len(styles)), "use_gpu": "auto"},
+            "resources": {"cpus_per_worker": _share(cpus, len(entries)), "use_gpu": "auto"},
             "storage": {
                 "runs": join(out_uri, "runs"),
                 "registry": join(out_uri, "registry"),
@@ -121,6 +158,12 @@ def demo_catalogue(
             "samples": 2,
         }
     )
+
+
+def _share(cpus: int, n: int) -> float:
+    """CPUs per worker so that ``n`` workers fit on ``cpus`` at once: rounded down (3 x 0.667
+    CPUs do not fit on 2, and the third entry would wait for the first to finish)."""
+    return math.floor(cpus / n * 1000) / 1000
 
 
 def write_data(root: Path, cfg: C.TrainConfig) -> None:
@@ -165,22 +208,29 @@ def run_demo(
     seed: int = 0,
     s3: bool = False,
     num_cpus: int | None = None,
+    ablate: Sequence[str] = DEMO_STYLES,
 ) -> dict[str, Any]:
-    """Trains the demo styles on Ray, publishes them and writes the grids.
+    """Trains the demo styles, and the ablations of those in ``ablate``, on Ray, publishes
+    them and writes the grids.
 
     Raises:
-        ValueError: An unknown style name (the message lists the valid ones).
+        ValueError: An unknown style name (the message lists the valid ones), or a style to
+            ablate that is not trained.
     """
     unknown = sorted(set(styles) - set(synthetic.STYLE_NAMES))
     if unknown or not styles:
         raise ValueError(f"unknown styles {unknown}; choose from {synthetic.STYLE_NAMES}")
+    untrained = sorted(set(ablate) - set(styles))
+    if untrained:
+        raise ValueError(f"cannot ablate {untrained}: not among the styles {list(styles)}")
     t0 = time.perf_counter()
+    out = out.absolute()  # Ray's workers run in other folders: a relative path misses there
     out.mkdir(parents=True, exist_ok=True)
     train = demo_config(quick, seed)
     write_data(out / "data", train)
     cpus = num_cpus or max(1, len(os.sched_getaffinity(0)))
     with demo_storage(out, out / "data", s3) as (data_uri, out_uri, endpoint):
-        cat = demo_catalogue(data_uri, out_uri, styles, train, cpus, endpoint)
+        cat = demo_catalogue(data_uri, out_uri, styles, train, cpus, endpoint, ablate)
         atomic_write_bytes(out / "catalogue.yaml", yaml.safe_dump(C.to_dict(cat)).encode())
         storage = catalogue.storage_for(cat)
         with catalogue.ray_session(num_cpus=cpus):
@@ -205,7 +255,8 @@ def _grids(out: Path, cat: C.CatalogueConfig, storage: Storage, styles: list[str
     written, columns = [], {}
     for style in styles:
         gen, _ = registry.load(storage, cat.storage.registry, style, torch.device("cpu"), vgg=vgg)
-        style_img = I.to_tensor(I.load_image(root / layout.styles / f"{style}.png"))
+        base = cat.style(style).base  # an ablation shows its base style's image
+        style_img = I.to_tensor(I.load_image(root / layout.styles / f"{base}.png"))
         grid = before_after(gen, style, style_img, garments, masks)
         visualize.save_png(grid, out / f"grid_{style}.png")
         written.append(str(out / f"grid_{style}.png"))

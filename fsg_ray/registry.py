@@ -82,12 +82,16 @@ class VersionSummary:
         vgg_weights: The ``vgg_weights`` spec of the encoder the generator was trained with.
         final_losses: Last value of each loss, if the publisher gave ``final_losses``.
         files: Names of the version's files.
+        mode: The training mode (``full``, ``global_only``, ``patch_only``; see
+            :func:`mode_of`); empty in indexes written before it was recorded (the
+            version's metadata still has it).
     """
 
     published_at: str
     vgg_weights: str
     final_losses: dict[str, float]
     files: tuple[str, ...]
+    mode: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,47 @@ def resolve(
     return PublishedVersion(style, chosen, folder, metadata)
 
 
+#: Order of the training modes in listings and comparison sheets: the method, then ablations.
+MODES = ("full", "global_only", "patch_only")
+
+
+def mode_of(found: PublishedVersion) -> str:
+    """The training mode of a published version (``full``, ``global_only``, ``patch_only``).
+
+    Read from the metadata's ``mode``; versions published before it was recorded give their
+    config's ``schedule.mode``, or ``full``.
+    """
+    return _mode(found.metadata)
+
+
+def _mode(meta: Mapping[str, Any]) -> str:
+    config_mode = meta.get("config", {}).get("schedule", {}).get("mode", "full")
+    return str(meta.get("mode", config_mode))
+
+
+def base_of(found: PublishedVersion) -> str:
+    """The style a published version is a mode of: its metadata's ``base_style``, or itself."""
+    return str(found.metadata.get("base_style") or found.style)
+
+
+def modes(storage: Storage, registry_uri: str, style: str) -> list[PublishedVersion]:
+    """The current version of every entry whose base style is ``style`` (``style`` itself
+    and its ablations), ordered by :data:`MODES`, then by entry name.
+
+    Raises:
+        ValueError: A bad style name.
+        StyleNotFound: No entry has that base style; the message lists the base styles.
+    """
+    check_style(style)
+    found = [resolve(storage, registry_uri, name) for name in list_styles(storage, registry_uri)]
+    mine = [f for f in found if base_of(f) == style]
+    if not mine:
+        known = ", ".join(sorted({base_of(f) for f in found})) or "none"
+        raise StyleNotFound(f"no style {style!r} in {registry_uri}; known styles: {known}")
+    rank = {m: i for i, m in enumerate(MODES)}
+    return sorted(mine, key=lambda f: (rank.get(mode_of(f), len(MODES)), f.style))
+
+
 def load(
     storage: Storage,
     registry_uri: str,
@@ -278,16 +323,20 @@ def load(
 def format_table(styles: Mapping[str, StyleIndex]) -> str:
     """A text table of styles for ``fsg styles``: one row per style, about its current version.
 
-    Columns: style, current version, all versions, published_at, final losses, VGG weights.
+    Columns: style, current version, all versions, mode, published_at, final losses, VGG
+    weights.
     """
-    header = ("style", "current", "versions", "published_at", "final_losses", "vgg_weights")
-    rows = [header]
+    header = ["style", "current", "versions", "mode", "published_at", "final_losses"]
+    rows = [[*header, "vgg_weights"]]
     for name, index in styles.items():
         now = index.versions[index.current]
         losses = " ".join(f"{k}={v:.4g}" for k, v in sorted(now.final_losses.items()))
         versions = ",".join(index.versions)
-        rows.append((name, index.current, versions, now.published_at, losses, now.vgg_weights))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        rows.append(
+            [name, index.current, versions, now.mode or "-", now.published_at, losses]
+            + [now.vgg_weights]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     cells = (zip(row, widths, strict=True) for row in rows)
     return "\n".join("  ".join(c.ljust(w) for c, w in line).rstrip() for line in cells)
 
@@ -373,6 +422,7 @@ def _summarise(meta: Mapping[str, Any], files: tuple[str, ...]) -> VersionSummar
         vgg_weights=meta["vgg_weights"],
         final_losses={str(k): float(v) for k, v in losses.items()},
         files=files,
+        mode=_mode(meta),
     )
 
 

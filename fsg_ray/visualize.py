@@ -12,6 +12,8 @@ from PIL import Image, ImageDraw
 from fsg_ray.storage import atomic_write_bytes
 
 LABEL_HEIGHT = 18
+#: Height of each further line of a multi-line column title.
+LINE_HEIGHT = 11
 PAD = 4
 
 
@@ -19,13 +21,15 @@ def grid(columns: Mapping[str, Sequence[Image.Image]], cell: int) -> Image.Image
     """A labelled grid: one column per entry of ``columns`` (rows = items), cells resized.
 
     Args:
-        columns: column title -> images, one per row; a column with a single image (the
-            style image) is shown in the first row only.
+        columns: column title (``\n`` breaks it into lines) -> images, one per row; a column
+            with a single image (the style image) is shown in the first row only.
         cell: side of each square cell in pixels.
     """
     n_rows = max(len(v) for v in columns.values())
+    lines = max(title.count("\n") + 1 for title in columns)
+    label = LABEL_HEIGHT + (lines - 1) * LINE_HEIGHT
     width = len(columns) * (cell + PAD) + PAD
-    height = LABEL_HEIGHT + n_rows * (cell + PAD) + PAD
+    height = label + n_rows * (cell + PAD) + PAD
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     for c, (title, imgs) in enumerate(columns.items()):
@@ -33,7 +37,7 @@ def grid(columns: Mapping[str, Sequence[Image.Image]], cell: int) -> Image.Image
         draw.text((x + 2, 3), title, fill="black")
         for r, img in enumerate(imgs):
             thumb = img.convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS)
-            sheet.paste(thumb, (x, LABEL_HEIGHT + PAD + r * (cell + PAD)))
+            sheet.paste(thumb, (x, label + PAD + r * (cell + PAD)))
     return sheet
 
 

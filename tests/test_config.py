@@ -132,6 +132,19 @@ def test_paper_catalogue_has_six_styles_with_paper_defaults() -> None:
     assert (r.workers_per_style, r.gpus_per_worker, r.use_gpu) == (1, 1.0, "auto")
 
 
+def test_paper_ablations_catalogue_trains_one_style_three_ways() -> None:
+    cat = C.load_catalogue(PAPER_YAML.with_name("paper_ablations.yaml"))
+    schedules = [cat.style_config(s.name).schedule for s in cat.styles]
+    assert [(s.name, s.base) for s in cat.styles] == [
+        ("leopard", "leopard"),
+        ("leopard-feeds", "leopard"),
+        ("leopard-mgan", "leopard"),
+    ]
+    assert [s.mode for s in schedules] == ["full", "global_only", "patch_only"]
+    assert schedules[1].global_only_steps == 40000
+    assert cat.train.model.vgg_weights == "imagenet" and cat.resources.use_gpu == "always"
+
+
 def test_defaults_of_a_minimal_catalogue() -> None:
     cat = C.catalogue_from_dict(catalogue())
     assert cat.train == C.TrainConfig() and cat.resources == C.Resources()
@@ -152,6 +165,21 @@ def test_style_overrides_apply_on_top_of_the_catalogue_train_config() -> None:
     assert bear.loss.style_layers == ("relu1_1",)
     with raises("styles: no style 'owl'"):
         cat.style_config("owl")
+
+
+def test_ablations_are_entries_with_a_mode_and_a_base_style() -> None:
+    styles = [
+        style(),
+        style("bear-feeds", image="s3://b/bear.jpg", mode="global_only", base_style="bear"),
+        style("bear-mgan", image="s3://b/bear.jpg", mode="patch_only", base_style="bear"),
+        style("solo", base_style="elsewhere"),  # a base trained in another catalogue
+    ]
+    cat = C.catalogue_from_dict(catalogue(styles=styles))
+    modes = [cat.style_config(s.name).schedule.mode for s in cat.styles]
+    assert modes == ["full", "global_only", "patch_only", "full"]
+    assert [s.base for s in cat.styles] == ["bear", "bear", "bear", "elsewhere"]
+    assert cat.style("bear-feeds").overrides == {"schedule": {"mode": "global_only"}}
+    assert C.catalogue_from_dict(C.to_dict(cat)) == cat  # what the demo writes and reloads
 
 
 def test_overrides_are_validated_against_the_catalogue_config() -> None:
@@ -247,6 +275,16 @@ def test_vgg_weights_shortcut() -> None:
         ),
         ({"train": {"modle": {}}}, "train.modle: unknown key (did you mean 'model'?)"),
         ({"max_failures": -2}, "max_failures: must be >= -1"),
+        ({"styles": [style(), style("b2", mode="patch")]}, "styles[1].mode: 'patch' is not one"),
+        (
+            {"styles": [style(mode="global_only", overrides={"schedule": {"mode": "full"}})]},
+            "styles[0].mode: 'global_only' conflicts with overrides.schedule.mode 'full'",
+        ),
+        ({"styles": [style(base_style="Bear!")]}, "styles[0].base_style: 'Bear!' is not a valid"),
+        (
+            {"styles": [style(), {"name": "b2", "image": "o.jpg", "base_style": "bear"}]},
+            "styles[1].image: 'o.jpg' differs from the image 's3://b/bear.jpg' of its base style",
+        ),
         ({"samples": 0}, "samples: must be >= 1"),
     ],
 )

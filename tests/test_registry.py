@@ -266,12 +266,13 @@ def test_fsg_styles_prints_a_table_and_json(
         "style",
         "current",
         "versions",
+        "mode",
         "published_at",
         "final_losses",
         "vgg_weights",
     ]
     assert dots.split()[:3] == ["dots", "v1", "v1"] and dots.split()[-1] == "random:0"
-    assert stripes.split()[:3] == ["stripes", "v2", "v1,v2"]
+    assert stripes.split()[:4] == ["stripes", "v2", "v1,v2", "full"]
     assert "global=0.25 patch=0.5" in stripes and stripes.endswith("random:0")
     assert main(["styles", "--json", local.uri]) == 0
     listed = json.loads(capsys.readouterr().out)

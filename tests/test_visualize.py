@@ -23,3 +23,11 @@ def test_loss_curves_png_and_atomic_save(tmp_path) -> None:
     assert img.mode == "RGB" and img.size[0] == 800 and img.size[1] > 300  # 3 panels
     visualize.save_png(img, tmp_path / "sub" / "losses.png")
     assert Image.open(tmp_path / "sub" / "losses.png").size == img.size
+
+
+def test_grid_titles_of_several_lines_get_a_taller_label_row() -> None:
+    red = Image.new("RGB", (10, 10), "red")
+    sheet = visualize.grid({"full\nstripes v1": [red], "input": [red, red]}, cell=16)
+    label = visualize.LABEL_HEIGHT + visualize.LINE_HEIGHT
+    assert sheet.height == label + 2 * (16 + visualize.PAD) + visualize.PAD
+    assert sheet.getpixel((visualize.PAD + 8, label + visualize.PAD + 8)) == (255, 0, 0)
