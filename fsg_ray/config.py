@@ -803,7 +803,7 @@ class ServeConfig:
     target_ongoing_requests: float = 4.0
     max_ongoing_requests: int = 16
     max_queued_requests: int = 64
-    ingress_max_ongoing_requests: int = 32
+    ingress_max_ongoing_requests: int = 16
     ingress_max_queued_requests: int = 128
     retry_after_s: int = 1
     replica_cpus: float = 1.0
