@@ -202,7 +202,9 @@ def build_api(
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
-        return HTMLResponse(_PAGE.read_text(encoding="utf-8"))
+        return HTMLResponse(
+            _PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"}
+        )
 
     @app.get("/healthz", summary="Liveness: the ingress answers")
     async def healthz() -> dict[str, str]:
