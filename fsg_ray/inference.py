@@ -122,6 +122,8 @@ def run_styles(
         Style -> (len(wanted[s]), H, W, 3) uint8, rounded as ``images.to_image``. No
         gradients; on CUDA bf16 autocast and channels_last.
     """
+    if not batch.flags.writeable:  # torch warns on read-only arrays (e.g. np.asarray(PIL))
+        batch = batch.copy()
     x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div(255)  # (B, 3, H, W)
     h, w = x.shape[-2:]
     x = pad_to_stride(x).contiguous(memory_format=torch.channels_last)
