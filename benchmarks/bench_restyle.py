@@ -38,6 +38,7 @@ import torch
 from fsg_ray import algorithm as A
 from fsg_ray import compositing, images, registry, restyle, synthetic
 from fsg_ray import config as C
+from fsg_ray.inference import StyleBank
 from fsg_ray.models import load_vgg
 from fsg_ray.storage import Storage, atomic_write_bytes
 
@@ -68,7 +69,7 @@ def bare_loop(reg: str, photos: Path, masks: Path, out: Path, max_side: int) -> 
     """Seconds for the job's work done in one process, batched by size like the actors."""
     storage, device = Storage(), torch.device("cuda" if torch.cuda.is_available() else "cpu")
     versions = {s: registry.resolve(storage, reg, s).version for s in STYLES}
-    bank = restyle.StyleBank.load(storage, reg, versions, device)
+    bank = StyleBank.load(storage, reg, versions, device)
     files = sorted(photos.iterdir())
     t0 = time.perf_counter()
     for start in range(0, len(files), restyle.BATCH_IMAGES):

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -223,6 +224,65 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.set_defaults(func=_eval)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from fsg_ray import catalogue, registry, serve
+    from fsg_ray.config import ServeConfig, from_dict
+
+    cfg = from_dict(ServeConfig, {"registry": args.registry, "s3_endpoint": args.endpoint_url})
+    try:  # fail before Ray starts when the registry cannot be read
+        styles = registry.list_styles(serve.storage_for(cfg), cfg.registry)
+    except StorageError as e:
+        print(f"fsg serve: error: {e}", file=sys.stderr)
+        return 2
+    if not styles:
+        logging.warning(
+            "no styles published in %s yet; they are served once published", args.registry
+        )
+    # SIGTERM (kill, a container stop) unwinds like Ctrl-C: Serve and Ray shut down cleanly.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with catalogue.ray_session(args.address, args.num_cpus):
+            serve.serve_forever(cfg, args.host, args.port)
+    except KeyboardInterrupt:
+        logging.info("fsg serve: stopped")
+    return 0
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="serve the published styles online over HTTP (a Ray Serve application)",
+        description="Starts a Ray Serve application on HOST:PORT: GET / is a web page "
+        "(upload a garment, pick a style, download the result), POST "
+        "/v1/styles/STYLE/restyle restyles a photo, GET /v1/styles lists the styles, "
+        "/healthz and /readyz are the health checks and /docs the OpenAPI docs. New versions "
+        "published to the registry are served without a restart. Set FSG_API_KEY to require "
+        "that key on every route but the health checks. For replicas, batching and limits "
+        "use jobs/serve_config.yaml with `serve run`. Ctrl-C stops.",
+    )
+    serve.add_argument("--registry", required=True, help="style registry (URI)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="S3 endpoint such as http://127.0.0.1:9000 (default: AWS_ENDPOINT_URL_S3 or "
+        "AWS_ENDPOINT_URL, else AWS itself)",
+    )
+    serve.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join (e.g. auto); default: the RAY_ADDRESS variable, else a new "
+        "local Ray",
+    )
+    serve.add_argument(
+        "--num-cpus", type=int, default=None, help="CPUs of a new local Ray (default: all)"
+    )
+    serve.set_defaults(func=_serve)
+
+
 def _add_restyle(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from fsg_ray.compositing import FORMATS  # no Ray import: `fsg --help` stays fast
 
@@ -390,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
     _add_restyle(sub)
     _add_eval(sub)
+    _add_serve(sub)
     datacmd.register(sub)
     return parser
 

@@ -50,6 +50,10 @@ class ImageDecodeError(ValueError):
         return f"{self.name}: {self.reason}"
 
 
+class ImageTooLarge(ImageDecodeError):
+    """An input is over the byte or pixel limit (checked before any pixel is decoded)."""
+
+
 def decode_image(
     data: bytes,
     max_pixels: int = MAX_PIXELS,
@@ -65,8 +69,8 @@ def decode_image(
         max_bytes: Largest ``len(data)`` accepted.
 
     Raises:
-        ImageDecodeError: empty, over ``max_bytes`` or ``max_pixels``, not an image, or
-            truncated.
+        ImageDecodeError: empty, not an image, or truncated; :class:`ImageTooLarge` over
+            ``max_bytes`` or ``max_pixels``.
     """
     return _decode(data, max_pixels, name, max_bytes)
 
@@ -104,12 +108,12 @@ def _decode(data: bytes, max_pixels: int, name: str, max_bytes: int) -> Image.Im
     if not data:
         raise ImageDecodeError(name, "empty file (0 bytes)")
     if len(data) > max_bytes:
-        raise ImageDecodeError(name, f"{len(data)} bytes exceeds the limit of {max_bytes} bytes")
+        raise ImageTooLarge(name, f"{len(data)} bytes exceeds the limit of {max_bytes} bytes")
     try:
         img = Image.open(io.BytesIO(data), formats=FORMATS)
         w, h = img.size  # read from the header; no pixels decoded yet
         if w * h > max_pixels:
-            raise ImageDecodeError(name, f"{w}x{h} px exceeds the limit of {max_pixels} pixels")
+            raise ImageTooLarge(name, f"{w}x{h} px exceeds the limit of {max_pixels} pixels")
         img.load()  # decode every pixel now, so a truncated file fails here and not later
         return _to_rgb(ImageOps.exif_transpose(img))
     except ImageDecodeError:
@@ -117,7 +121,7 @@ def _decode(data: bytes, max_pixels: int, name: str, max_bytes: int) -> Image.Im
     except Image.UnidentifiedImageError as e:  # its text holds a memory address: not kept
         raise ImageDecodeError(name, f"not a decodable image (not {', '.join(FORMATS)})") from e
     except Image.DecompressionBombError as e:  # Pillow's own, larger limit, hit inside open()
-        raise ImageDecodeError(name, f"exceeds the limit of {max_pixels} pixels ({e})") from e
+        raise ImageTooLarge(name, f"exceeds the limit of {max_pixels} pixels ({e})") from e
     except Exception as e:  # Pillow plug-ins raise many kinds of errors on hostile input
         raise ImageDecodeError(name, f"not a decodable image ({e})") from e
 

@@ -50,13 +50,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray.data
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from fsg_ray import compositing, data, images, registry
-from fsg_ray.algorithm import autocast
 from fsg_ray.compositing import FORMATS
-from fsg_ray.models import ENCODER_STRIDE, Generator, VGGWeights, load_vgg
+from fsg_ray.inference import StyleBank
 from fsg_ray.storage import (
     Storage,
     StorageError,
@@ -584,83 +581,6 @@ def _counts_text(counts: Mapping[str, int]) -> str:
 
 
 # ---------------------------------------------------------------- the actors
-
-
-@dataclass(frozen=True)
-class StyleBank:
-    """Every requested style's generator G_s = D_s o E_n, loaded once, run together.
-
-    Styles trained on the same VGG weights share E_n, so a batch is encoded once and each
-    style runs only its decoder: N styles cost E_n + N x D_e instead of N x (E_n + D_e),
-    with D_e about 30 % of E_n (:class:`fsg_ray.models.Decoder`).
-
-    Attributes:
-        generators: Style -> its generator (eval mode, channels_last).
-        by_encoder: VGG weight spec -> the styles whose generators use it.
-    """
-
-    generators: dict[str, Generator]
-    by_encoder: dict[str, list[str]]
-
-    @classmethod
-    def load(
-        cls, storage: Storage, registry_uri: str, versions: Mapping[str, str], device: torch.device
-    ) -> StyleBank:
-        """Loads each style at its version; one VGG load per weight spec."""
-        encoders: dict[str, VGGWeights] = {}
-        generators: dict[str, Generator] = {}
-        by_encoder: dict[str, list[str]] = {}
-        for style, version in versions.items():
-            found = registry.resolve(storage, registry_uri, style, version)
-            spec = found.metadata["vgg_weights"]
-            if spec not in encoders:
-                encoders[spec] = load_vgg(spec, storage)
-            generators[style], _ = registry.load(
-                storage, registry_uri, style, device, version, vgg=encoders[spec]
-            )
-            by_encoder.setdefault(spec, []).append(style)
-        return cls(generators, by_encoder)
-
-    def run(
-        self, batch: np.ndarray, wanted: Mapping[str, Sequence[int]], device: torch.device
-    ) -> dict[str, np.ndarray]:
-        """G_s(x) for each style s on the images ``wanted[s]`` of a same-size batch.
-
-        Args:
-            batch: (B, H, W, 3) uint8 images.
-            wanted: Style -> indices into ``batch``; styles not named are not run.
-            device: Where the generators are.
-
-        Returns:
-            Style -> (len(wanted[s]), H, W, 3) uint8, rounded as ``images.to_image``. No
-            gradients; on CUDA bf16 autocast and channels_last.
-        """
-        x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div(255)  # (B, 3, H, W)
-        h, w = x.shape[-2:]
-        x = _pad_to_stride(x).contiguous(memory_format=torch.channels_last)
-        out = {}
-        with torch.inference_mode(), autocast(device):
-            for styles in self.by_encoder.values():
-                todo = [s for s in styles if wanted.get(s)]
-                if not todo:
-                    continue
-                z = self.generators[todo[0]].encode(x)  # E_n(x): (B, 512, H/8, W/8)
-                for style in todo:
-                    y = self.generators[style].decoder(z[list(wanted[style])])[..., :h, :w]
-                    y = y.float().clamp(0, 1).mul(255).round().to(torch.uint8)
-                    out[style] = y.permute(0, 2, 3, 1).cpu().numpy()  # (b, H, W, 3)
-        return out
-
-
-def _pad_to_stride(x: Tensor) -> Tensor:
-    """Pads (B, 3, H, W) at the bottom and right to multiples of E_n's stride, as
-    :meth:`fsg_ray.models.Generator.forward` does (reflect, or replicate for tiny images)."""
-    h, w = x.shape[-2:]
-    pad_h, pad_w = -h % ENCODER_STRIDE, -w % ENCODER_STRIDE
-    if not (pad_h or pad_w):
-        return x
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 @dataclass

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
+from fsg_ray import algorithm as A
 from fsg_ray import config as C
 from fsg_ray.models import VGGWeights, load_vgg
 
@@ -54,6 +57,26 @@ def micro_config() -> C.TrainConfig:
     )
 
 
+def tiny_state(vgg: VGGWeights, seed: int) -> dict[str, Any]:
+    """A tiny generator whose decoder is random (by ``seed``) with contrast: a stand-in style.
+
+    An untrained decoder gives a flat grey (BatchNorm's running variance is 1); a smaller one
+    and perturbed weights give a textured output that differs from seed to seed.
+    """
+    cfg = micro_config()
+    cpu = torch.device("cpu")
+    state = A.generator_state(A.new_run(cfg, vgg, torch.zeros(1, 3, 32, 32), cpu))
+    gen = torch.Generator().manual_seed(seed)
+    decoder = {}
+    for key, value in state["decoder"].items():
+        if key.endswith("running_var"):
+            value = torch.full_like(value, 0.1)
+        elif value.is_floating_point() and not key.endswith("running_mean"):
+            value = value + 0.05 * torch.randn(value.shape, generator=gen)
+        decoder[key] = value
+    return {**state, "decoder": decoder}
+
+
 @pytest.fixture
 def tiny_cfg() -> C.TrainConfig:
     return tiny_config()
@@ -62,7 +85,6 @@ def tiny_cfg() -> C.TrainConfig:
 # S3 fixtures: a real S3 API (moto) on 127.0.0.1; see tests/s3_server.py.
 import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
 
 
 @pytest.fixture(scope="session")

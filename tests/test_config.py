@@ -283,7 +283,8 @@ def test_vgg_weights_shortcut() -> None:
         ({"styles": [style(base_style="Bear!")]}, "styles[0].base_style: 'Bear!' is not a valid"),
         (
             {"styles": [style(), {"name": "b2", "image": "s3://b/o.jpg", "base_style": "bear"}]},
-            "styles[1].image: 's3://b/o.jpg' differs from the image 's3://b/bear.jpg' of its base style",
+            "styles[1].image: 's3://b/o.jpg' differs from the image 's3://b/bear.jpg' of its "
+            "base style",
         ),
         ({"samples": 0}, "samples: must be >= 1"),
     ],

@@ -84,6 +84,18 @@ def test_huge_dimensions_are_rejected_from_the_header() -> None:
     assert reason(png_header(100_000, 100_000)).startswith("exceeds the limit of 64000000 pixels")
 
 
+@pytest.mark.parametrize(
+    "data, kw",
+    [(b"x" * 11, {"max_bytes": 10}), (png_header(9000, 9000), {}), (png_header(10**5, 10**5), {})],
+)
+def test_limits_raise_image_too_large_and_bad_bytes_do_not(data: bytes, kw: dict) -> None:
+    with pytest.raises(images.ImageTooLarge):
+        images.decode_image(data, **kw)
+    with pytest.raises(images.ImageDecodeError) as info:
+        images.decode_image(data[:30] + b"junk")
+    assert not isinstance(info.value, images.ImageTooLarge)
+
+
 def test_truncated_jpeg_and_png_are_rejected() -> None:
     for fmt in ("JPEG", "PNG"):
         data = encode(Image.effect_noise((64, 64), 50).convert("RGB"), fmt)

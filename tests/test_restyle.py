@@ -17,16 +17,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import micro_config
+from conftest import tiny_state
 from imagefiles import png_header
 from PIL import Image
 
-from fsg_ray import algorithm as A
 from fsg_ray import compositing as K
 from fsg_ray import registry as R
 from fsg_ray import restyle, synthetic
 from fsg_ray.cli import main
-from fsg_ray.images import to_image, to_tensor
 from fsg_ray.models import VGGWeights
 from fsg_ray.storage import Storage, StorageOptions, join, relative
 
@@ -37,25 +35,6 @@ INPUTS = ("000000", "000001", "000002", "000003", "sub/000004")
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-def tiny_state(vgg: VGGWeights, seed: int) -> dict[str, Any]:
-    """A tiny generator whose decoder is random (by ``seed``) with contrast: a stand-in style.
-
-    An untrained decoder gives a flat grey (BatchNorm's running variance is 1); a smaller one
-    and perturbed weights give a textured output that differs from seed to seed.
-    """
-    cfg = micro_config()
-    state = A.generator_state(A.new_run(cfg, vgg, torch.zeros(1, 3, 32, 32), CPU))
-    gen = torch.Generator().manual_seed(seed)
-    decoder = {}
-    for key, value in state["decoder"].items():
-        if key.endswith("running_var"):
-            value = torch.full_like(value, 0.1)
-        elif value.is_floating_point() and not key.endswith("running_mean"):
-            value = value + 0.05 * torch.randn(value.shape, generator=gen)
-        decoder[key] = value
-    return {**state, "decoder": decoder}
 
 
 @pytest.fixture(scope="module")
@@ -158,23 +137,6 @@ def test_keep_chroma_takes_luma_from_the_style_and_colour_from_the_input() -> No
     want_cbcr = np.asarray(Image.fromarray(original).convert("YCbCr"), int)[..., 1:]
     assert np.abs(out[..., 0] - want_y).max() <= 2
     assert np.abs(out[..., 1:] - want_cbcr).max() <= 2
-
-
-@pytest.mark.parametrize("size", [(37, 50), (5, 6)])
-def test_style_bank_encodes_once_and_matches_each_generator(
-    vgg: VGGWeights, reg: str, size: tuple[int, int]
-) -> None:
-    bank = restyle.StyleBank.load(Storage(), reg, {"dots": "v1", "stripes": "v1"}, CPU)
-    assert bank.by_encoder == {"random:0": ["dots", "stripes"]}
-    batch = np.random.default_rng(0).integers(0, 256, (2, *size, 3), dtype=np.uint8)
-    got = bank.run(batch, {"dots": [0, 1], "stripes": [1]}, CPU)
-    assert got["dots"].shape == (2, *size, 3) and got["stripes"].shape == (1, *size, 3)
-    for style, picked in (("dots", [0, 1]), ("stripes", [1])):
-        gen, _ = R.load(Storage(), reg, style, CPU, vgg=vgg)
-        for k, i in enumerate(picked):
-            with torch.inference_mode():
-                want = np.asarray(to_image(gen(to_tensor(Image.fromarray(batch[i]))[None])[0]))
-            assert np.abs(got[style][k].astype(int) - want).max() <= 1, (style, i)
 
 
 def test_compositing_imports_neither_ray_nor_torch() -> None:
