@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import logging
 import os
@@ -30,7 +29,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
@@ -42,18 +40,10 @@ from fsg_ray.local_data import InMemoryBatches
 from fsg_ray.models import load_vgg
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_generator  # noqa: E402  (write_docs, device_name)
+
 log = logging.getLogger("bench_catalogue")
-
-
-def _bench_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_generator", ROOT / "benchmarks/bench_generator.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 # ---------------------------------------------------------------- concurrency
 
@@ -151,7 +141,7 @@ def paper_step_times(device: torch.device, repeats: int) -> dict[str, Any]:
     }
     total = sum(seconds[p] * steps[p] for p in steps)
     return {
-        "device": _bench_generator().device_name(device),
+        "device": bench_generator.device_name(device),
         "step_s": {k: round(v, 4) for k, v in seconds.items()},
         "schedule_steps": steps,
         "projected_minutes": round(total / 60, 1),
@@ -242,12 +232,12 @@ def main() -> None:
         result["paper"] = paper_step_times(device, args.repeats)
     print(json.dumps(result, indent=2))
     if args.write_docs and "concurrency" in result:
-        _bench_generator().write_docs(
+        bench_generator.write_docs(
             "catalogue-concurrency", render_concurrency(result["concurrency"])
         )
     if args.write_docs and "paper" in result:
         kind = "gpu" if result["paper"]["device"].startswith("NVIDIA") else "cpu"
-        _bench_generator().write_docs(f"catalogue-paper-{kind}", render_paper(result["paper"]))
+        bench_generator.write_docs(f"catalogue-paper-{kind}", render_paper(result["paper"]))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import http.client
-import importlib.util
 import io
 import json
 import logging
@@ -30,13 +29,13 @@ import os
 import platform
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -51,18 +50,11 @@ from fsg_ray.models import load_vgg
 from fsg_ray.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_generator  # noqa: E402  (write_docs, device_name)
+
 STYLE = "bench"
 log = logging.getLogger("bench_serve")
-
-
-def _bench_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_generator", ROOT / "benchmarks/bench_generator.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def publish_style(root: str) -> str:
@@ -312,7 +304,7 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     print(render(result))
     if args.write_docs:
-        _bench_generator().write_docs("serve", render(result))
+        bench_generator.write_docs("serve", render(result))
 
 
 if __name__ == "__main__":

@@ -466,8 +466,7 @@ def load_style(uri: str, storage: Storage, size: int) -> Tensor:
         ImageDecodeError: Not a decodable image.
         StorageError: It cannot be read (the message names the URI).
     """
-    img = images.to_tensor(images.decode_image(storage.read_bytes(uri), name=uri))
-    return transforms.resize(img, size)
+    return images.load_style_image(storage.read_bytes(uri), size, name=uri)
 
 
 def training_data(

@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from fsg_ray import baselines, compositing, images, metrics, registry, transforms, visualize
+from fsg_ray import baselines, compositing, images, metrics, registry, visualize
 from fsg_ray.config import TrainConfig, from_dict
 from fsg_ray.local_data import IMAGE_SUFFIXES
 from fsg_ray.models import VGG19Features, VGGWeights, load_vgg
@@ -316,8 +316,7 @@ def _warn_other_style_images(entries: Sequence[registry.PublishedVersion], uri: 
 
 def _load_style(storage: Storage, uri: str, size: int) -> Tensor:
     """The style image y_s at its training size (3, size, size)."""
-    img = images.to_tensor(images.decode_image(storage.read_bytes(uri), name=uri))
-    return transforms.resize(img, size)
+    return images.load_style_image(storage.read_bytes(uri), size, name=uri)
 
 
 def _report(

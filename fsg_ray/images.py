@@ -160,3 +160,14 @@ def to_image(t: Tensor) -> Image.Image:
     """Float tensor (3, H, W) in [0, 1] -> RGB PIL image."""
     arr = t.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(arr, mode="RGB")
+
+
+def load_style_image(data: bytes, size: int, name: str = "<bytes>") -> Tensor:
+    """The style image y_s from its bytes: (3, size, size) in [0, 1] (paper: 256 px).
+
+    Raises:
+        ImageDecodeError: Not a decodable image (the message names ``name``).
+    """
+    from fsg_ray.transforms import resize
+
+    return resize(to_tensor(decode_image(data, name=name)), size)
