@@ -92,3 +92,30 @@ def test_inspect_reads_manifests_with_masks(
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{manifest}: 3 images in 2 folders"
     assert out[-1].startswith(f"  {data_root}/shop/gone.jpg: unreadable (")
+
+
+def test_copy_round_trips_a_folder_through_s3(
+    s3_server: str, s3_bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src"
+    synthetic.write_dataset(src, n_full=1, n_shop=1, n_heldout=1, full_size=32, shop_size=32)
+    (src / "deep" / "er").mkdir(parents=True)
+    (src / "deep" / "er" / "notes.txt").write_bytes(b"not an image, copied all the same")
+    wanted = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
+    bucket = join(s3_bucket, "copy")
+    assert fsg("data", "copy", str(src), bucket, "--endpoint-url", s3_server) == 0
+    assert f"copied {len(wanted)} files to {bucket}" in capsys.readouterr().out
+    back = tmp_path / "back"
+    assert fsg("data", "copy", bucket, str(back), "--endpoint-url", s3_server) == 0
+    assert sorted(str(p.relative_to(back)) for p in back.rglob("*") if p.is_file()) == wanted
+    assert all((back / r).read_bytes() == (src / r).read_bytes() for r in wanted)
+
+
+def test_copy_of_nothing_or_a_missing_bucket_fails_clearly(
+    s3_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match="no files below"):
+        fsg("data", "copy", str(tmp_path), str(tmp_path / "out"))
+    missing = "s3://no-such-bucket-fsg/x"
+    assert fsg("data", "copy", missing, str(tmp_path / "o"), "--endpoint-url", s3_server) == 2
+    assert "no-such-bucket-fsg" in capsys.readouterr().err
