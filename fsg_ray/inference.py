@@ -17,12 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from fsg_ray import registry
 from fsg_ray.algorithm import autocast
-from fsg_ray.models import ENCODER_STRIDE, Generator, VGG19Features, VGGWeights, load_vgg
+from fsg_ray.models import Generator, VGG19Features, VGGWeights, load_vgg, pad_to_stride
 from fsg_ray.storage import Storage
 
 
@@ -140,14 +138,3 @@ def run_styles(
                 y = y.float().clamp(0, 1).mul(255).round().to(torch.uint8)
                 out[style] = y.permute(0, 2, 3, 1).cpu().numpy()  # (b, H, W, 3)
     return out
-
-
-def pad_to_stride(x: Tensor) -> Tensor:
-    """Pads (B, 3, H, W) at the bottom and right to multiples of E_n's stride, as
-    :meth:`fsg_ray.models.Generator.forward` does (reflect, or replicate for tiny images)."""
-    h, w = x.shape[-2:]
-    pad_h, pad_w = -h % ENCODER_STRIDE, -w % ENCODER_STRIDE
-    if not (pad_h or pad_w):
-        return x
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)

@@ -244,12 +244,19 @@ class Generator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        pad_h, pad_w = -h % ENCODER_STRIDE, -w % ENCODER_STRIDE
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        y = self.decoder(self.encode(x))
+        y = self.decoder(self.encode(pad_to_stride(x)))
         return y[..., :h, :w]
+
+
+def pad_to_stride(x: Tensor) -> Tensor:
+    """Pads (B, 3, H, W) at the bottom and right to multiples of E_n's stride (8): reflect, or
+    replicate where the image is too small to reflect. Callers crop the output back."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % ENCODER_STRIDE, -w % ENCODER_STRIDE
+    if not (pad_h or pad_w):
+        return x
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 class PatchDiscriminator(nn.Module):
