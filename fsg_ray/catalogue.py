@@ -116,12 +116,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
 
 def storage_for(cat: CatalogueConfig) -> Storage:
     """Storage with the catalogue's S3 endpoint and region over the environment's."""
-    options = StorageOptions.from_env()
-    if cat.storage.s3_endpoint:
-        options = dataclasses.replace(options, endpoint_url=cat.storage.s3_endpoint)
-    if cat.storage.s3_region:
-        options = dataclasses.replace(options, region=cat.storage.s3_region)
-    return Storage(options)
+    return Storage(StorageOptions.given(cat.storage.s3_endpoint, cat.storage.s3_region))
 
 
 def run_uri(cat: CatalogueConfig, style: str | None = None) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import logging
 import signal
@@ -49,9 +48,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _styles(args: argparse.Namespace) -> int:
     from fsg_ray import registry
 
-    options = StorageOptions.from_env()
-    if args.endpoint_url:
-        options = dataclasses.replace(options, endpoint_url=args.endpoint_url)
+    options = StorageOptions.given(args.endpoint_url)
     try:
         styles = registry.list_styles(Storage(options), args.registry)
     except StorageError as e:
@@ -118,9 +115,7 @@ def _restyle(args: argparse.Namespace) -> int:
     from fsg_ray import catalogue, restyle
 
     o = restyle_options(args)
-    options = StorageOptions.from_env()
-    if o.get("endpoint_url"):
-        options = dataclasses.replace(options, endpoint_url=o["endpoint_url"])
+    options = StorageOptions.given(o.get("endpoint_url"))
     styles = str(o["styles"])
     cfg = restyle.RestyleConfig(
         registry=o["registry"],
@@ -149,9 +144,7 @@ def _restyle(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from fsg_ray import evaluate
 
-    options = StorageOptions.from_env()
-    if args.endpoint_url:
-        options = dataclasses.replace(options, endpoint_url=args.endpoint_url)
+    options = StorageOptions.given(args.endpoint_url)
     cfg = evaluate.EvalConfig(
         registry=args.registry,
         style=args.style,

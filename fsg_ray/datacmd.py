@@ -12,7 +12,6 @@ Neither command starts Ray: inspect decodes on a thread pool of this machine.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import tempfile
@@ -105,10 +104,7 @@ def _add_endpoint(parser: argparse.ArgumentParser) -> None:
 
 
 def _storage(args: argparse.Namespace) -> Storage:
-    options = StorageOptions.from_env()
-    if args.endpoint_url:
-        options = dataclasses.replace(options, endpoint_url=args.endpoint_url)
-    return Storage(options)
+    return Storage(StorageOptions.given(args.endpoint_url))
 
 
 def copy_tree(src: str, dst: str, storage: Storage) -> list[str]:

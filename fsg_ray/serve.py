@@ -62,12 +62,7 @@ _PAGE = resources.files("fsg_ray").joinpath("web", "index.html")
 
 def storage_for(cfg: ServeConfig) -> Storage:
     """Storage with the config's S3 endpoint and region over the environment's."""
-    options = StorageOptions.from_env()
-    if cfg.s3_endpoint:
-        options = dataclasses.replace(options, endpoint_url=cfg.s3_endpoint)
-    if cfg.s3_region:
-        options = dataclasses.replace(options, region=cfg.s3_region)
-    return Storage(options)
+    return Storage(StorageOptions.given(cfg.s3_endpoint, cfg.s3_region))
 
 
 class StyleGenerators:

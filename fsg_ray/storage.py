@@ -216,6 +216,13 @@ class StorageOptions:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         )
 
+    @classmethod
+    def given(cls, endpoint_url: str | None = None, region: str | None = None) -> StorageOptions:
+        """:meth:`from_env`, with the endpoint and region given here (a flag, a config key)
+        winning over the environment's where they are set."""
+        env = cls.from_env()
+        return cls(endpoint_url=endpoint_url or env.endpoint_url, region=region or env.region)
+
 
 class Storage:
     """Lists, reads, writes (atomically), checks and copies files by URI.
