@@ -33,11 +33,13 @@ from typing import Any
 
 import torch
 
-from fsg_ray import algorithm as A
-from fsg_ray import catalogue, demo, registry
-from fsg_ray import config as C
-from fsg_ray.local_data import InMemoryBatches
-from fsg_ray.models import load_vgg
+from fsg_ray import config
+from fsg_ray.app import demo
+from fsg_ray.core import algorithm
+from fsg_ray.core.models import load_vgg
+from fsg_ray.distributed import trainer
+from fsg_ray.io import registry
+from fsg_ray.io.folders import InMemoryBatches
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -55,7 +57,7 @@ def concurrency(steps: int, styles: int, cpus_per_style: int) -> dict[str, Any]:
     names = list(demo.DEMO_STYLES + ("dots", "checks"))[:styles]
     train = demo.demo_config()
     gan = steps // 4
-    train = C.replace(
+    train = config.replace(
         train,
         schedule={
             "gan_init_steps": gan,
@@ -81,13 +83,13 @@ def concurrency(steps: int, styles: int, cpus_per_style: int) -> dict[str, Any]:
                 cat, resources=dataclasses.replace(cat.resources, cpus_per_worker=cpus_per_style)
             )
             t0 = time.perf_counter()
-            results = catalogue.train_catalogue(cat)
+            results = trainer.train_catalogue(cat)
             wall = time.perf_counter() - t0
             assert all(r.status == "published" for r in results), results
             loops = [
-                registry.resolve(
-                    catalogue.storage_for(cat), cat.storage.registry, r.style
-                ).metadata["timings"]["train_s_last_attempt"]
+                registry.resolve(trainer.storage_for(cat), cat.storage.registry, r.style).metadata[
+                    "timings"
+                ]["train_s_last_attempt"]
                 for r in results
             ]
             runs[label] = {
@@ -116,21 +118,21 @@ def concurrency(steps: int, styles: int, cpus_per_style: int) -> dict[str, Any]:
 
 def paper_step_times(device: torch.device, repeats: int) -> dict[str, Any]:
     """Seconds per step of each phase at the paper's shapes, and the projected schedule time."""
-    cfg = C.replace(C.TrainConfig(), model={"vgg_weights": "random:0"})
+    cfg = config.replace(config.TrainConfig(), model={"vgg_weights": "random:0"})
     vgg = load_vgg("random:0")
     style = torch.rand(1, 3, cfg.data.style_size, cfg.data.style_size)
-    run = A.new_run(cfg, vgg, style, device)
+    run = algorithm.new_run(cfg, vgg, style, device)
     full = [torch.rand(3, 432, 432) for _ in range(8)]
     patches = torch.rand(64, 3, cfg.data.patch_size, cfg.data.patch_size)
     data = InMemoryBatches(full, patches, cfg.data, cfg.schedule.batch_size, seed=0)
     seconds = {}
     for phase in ("gan", "global", "patch"):
         for _ in range(2):  # warm-up: cuDNN autotuning, allocator
-            A._one_step(run, phase, data)
+            algorithm._one_step(run, phase, data)
         _sync(device)
         t0 = time.perf_counter()
         for _ in range(repeats):
-            A._one_step(run, phase, data)
+            algorithm._one_step(run, phase, data)
         _sync(device)
         seconds[phase] = (time.perf_counter() - t0) / repeats
     sched = cfg.schedule

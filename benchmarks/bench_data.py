@@ -42,13 +42,14 @@ from typing import Any
 
 import torch
 
-from fsg_ray import algorithm as A
-from fsg_ray import data, images, synthetic, transforms
+from fsg_ray.app.demo import demo_config
 from fsg_ray.config import DataConfig, TrainConfig
-from fsg_ray.demo import demo_config
-from fsg_ray.local_data import IMAGE_SUFFIXES
-from fsg_ray.models import load_vgg
-from fsg_ray.storage import Storage, StorageOptions, join, relative
+from fsg_ray.core import algorithm, transforms
+from fsg_ray.core.models import load_vgg
+from fsg_ray.distributed import data
+from fsg_ray.io import images, synthetic
+from fsg_ray.io.folders import IMAGE_SUFFIXES
+from fsg_ray.io.storage import Storage, StorageOptions, join, relative
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "data-plane-cpu"
@@ -207,9 +208,9 @@ def ray_variants(
 
 
 class TimedBatches:
-    """Wraps a :class:`fsg_ray.algorithm.Batches`, timing each batch the trainer asks for."""
+    """Wraps a :class:`fsg_ray.core.algorithm.Batches`, timing each batch the trainer asks for."""
 
-    def __init__(self, inner: A.Batches) -> None:
+    def __init__(self, inner: algorithm.Batches) -> None:
         self.inner = inner
         self.waits: list[tuple[str, float]] = []
 
@@ -266,12 +267,12 @@ def trainer_waits(root: Path, storage: Storage, steps: int, batch_size: int) -> 
     vgg = load_vgg(cfg.model.vgg_weights)
     style = images.to_tensor(images.load_image(root / layout.styles / "stripes.png"))
     style = transforms.resize(style, cfg.data.style_size)[None]
-    run = A.new_run(cfg, vgg, style, torch.device("cpu"))
+    run = algorithm.new_run(cfg, vgg, style, torch.device("cpu"))
     steps_s: list[tuple[str, float]] = []
     with data.RayDataBatches(td.full, td.patches, cfg.data, batch_size, seed) as inner:
         batches = TimedBatches(inner)
         t0 = time.perf_counter()
-        A.train(
+        algorithm.train(
             run, batches, on_step=lambda i: steps_s.append((i.phase, i.seconds)), max_steps=steps
         )
         wall = time.perf_counter() - t0

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from fsg_ray import config as C
-from fsg_ray.algorithm import load_generator
-from fsg_ray.baselines import gatys
-from fsg_ray.models import Generator, VGG19Features, load_vgg
+from fsg_ray import config
+from fsg_ray.core.algorithm import load_generator
+from fsg_ray.core.baselines import gatys
+from fsg_ray.core.models import Generator, VGG19Features, load_vgg
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
@@ -59,7 +59,7 @@ def bench_generator(gen: Generator, size: int, batch: int, repeats: int, device)
 
 
 def bench_gatys(
-    phi: VGG19Features, cfg: C.LossConfig, size: int, iters: int, device
+    phi: VGG19Features, cfg: config.LossConfig, size: int, iters: int, device
 ) -> tuple[float, int]:
     """Images per second of Gatys optimisation, and the number of phi evaluations it made."""
     content = torch.rand(1, 3, size, size, device=device)
@@ -97,10 +97,10 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True
     vgg = load_vgg("random:0")
-    cfg = C.TrainConfig(model=C.ModelConfig(vgg_weights="random:0"))
+    cfg = config.TrainConfig(model=config.ModelConfig(vgg_weights="random:0"))
     # The production path: a generator state loaded by load_generator (eval, channels_last).
     state = {
-        "config": C.to_dict(cfg),
+        "config": config.to_dict(cfg),
         "vgg_weights": vgg.spec,
         "vgg_fingerprint": vgg.fingerprint,
         "decoder": Generator(vgg.state, cfg.model).decoder.state_dict(),

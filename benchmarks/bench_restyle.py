@@ -1,6 +1,7 @@
 """Bulk restyle (``fsg restyle``) vs a bare PyTorch loop over the same images, same machine.
 
-The job: Ray Data reads the files, a pool of :class:`fsg_ray.restyle.Restyler` actors decodes,
+The job: Ray Data reads the files, a pool of
+:class:`fsg_ray.distributed.restyle.Restyler` actors decodes,
 runs every style's generator (one encoder pass shared by the styles), composites through the
 given masks, encodes PNG and writes each output atomically, and the driver writes the Parquet
 manifest. The bare loop does the same work in one process with ``torch.set_num_threads`` set to
@@ -35,12 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsg_ray import algorithm as A
-from fsg_ray import compositing, images, registry, restyle, synthetic
-from fsg_ray import config as C
-from fsg_ray.inference import StyleBank
-from fsg_ray.models import load_vgg
-from fsg_ray.storage import Storage, atomic_write_bytes
+from fsg_ray import config
+from fsg_ray.core import algorithm
+from fsg_ray.core.inference import StyleBank
+from fsg_ray.core.models import load_vgg
+from fsg_ray.distributed import restyle
+from fsg_ray.io import compositing, images, registry, synthetic
+from fsg_ray.io.storage import Storage, atomic_write_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_generator import write_docs  # noqa: E402
@@ -51,11 +53,13 @@ STYLES = ("stripes", "waves")
 def make_registry(root: Path, device: torch.device) -> str:
     """Two styles published with the paper's generator architecture and random weights."""
     uri = str(root / "registry")
-    cfg = C.TrainConfig(model=C.ModelConfig(vgg_weights="random:0"))
+    cfg = config.TrainConfig(model=config.ModelConfig(vgg_weights="random:0"))
     vgg = load_vgg(cfg.model.vgg_weights)
     for style in STYLES:
-        run = A.new_run(cfg, vgg, torch.zeros(1, 3, 64, 64), device)
-        registry.publish(Storage(), uri, style, A.generator_state(run), {"final_losses": {}})
+        run = algorithm.new_run(cfg, vgg, torch.zeros(1, 3, 64, 64), device)
+        registry.publish(
+            Storage(), uri, style, algorithm.generator_state(run), {"final_losses": {}}
+        )
     return uri
 
 

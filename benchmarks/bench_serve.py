@@ -42,12 +42,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fsg_ray import algorithm as A
-from fsg_ray import demo, registry, serving
+from fsg_ray.app import demo
 from fsg_ray.config import ServeConfig
-from fsg_ray.inference import EncoderCache, run_styles
-from fsg_ray.models import load_vgg
-from fsg_ray.storage import Storage
+from fsg_ray.core import algorithm
+from fsg_ray.core.inference import EncoderCache, run_styles
+from fsg_ray.core.models import load_vgg
+from fsg_ray.distributed import api
+from fsg_ray.io import registry
+from fsg_ray.io.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -61,9 +63,9 @@ def publish_style(root: str) -> str:
     """A registry with one style of the demo's generator shape (untrained decoder)."""
     cfg = demo.demo_config()
     vgg = load_vgg(cfg.model.vgg_weights)
-    run = A.new_run(cfg, vgg, torch.zeros(1, 3, 32, 32), torch.device("cpu"))
+    run = algorithm.new_run(cfg, vgg, torch.zeros(1, 3, 32, 32), torch.device("cpu"))
     uri = str(Path(root) / "registry")
-    registry.publish(Storage(), uri, STYLE, A.generator_state(run), {})
+    registry.publish(Storage(), uri, STYLE, algorithm.generator_state(run), {})
     return uri
 
 
@@ -104,12 +106,12 @@ def bench_bare(reg: str, image: np.ndarray, n: int, batch: int) -> dict[str, Any
 
 def bench_pipeline(image_png: bytes, n: int, cfg: ServeConfig) -> dict[str, float]:
     """Decode + shrink + encode of the served path, without G: the image work per request."""
-    options = serving.parse_options({"max_side": str(cfg.max_side)}, cfg)
+    options = api.parse_options({"max_side": str(cfg.max_side)}, cfg)
     times = []
     for _ in range(n):
         t = time.perf_counter()
-        prepared = serving.prepare(image_png, None, options, cfg)
-        serving.finish(prepared.image, prepared, options, {"style": STYLE})
+        prepared = api.prepare(image_png, None, options, cfg)
+        api.finish(prepared.image, prepared, options, {"style": STYLE})
         times.append(time.perf_counter() - t)
     return percentiles(times)
 
@@ -166,7 +168,7 @@ def bench_served(
     import ray
     from ray import serve
 
-    from fsg_ray.serve import build_app
+    from fsg_ray.distributed.serve import build_app
 
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     port = free_port()

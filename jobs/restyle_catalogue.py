@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from fsg_ray.cli import main
+from fsg_ray.app.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["restyle", *sys.argv[1:], "--address", "auto"]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from fsg_ray.cli import main
+from fsg_ray.app.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["train", *sys.argv[1:], "--address", "auto"]))

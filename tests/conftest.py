@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import torch
 
-from fsg_ray import algorithm as A
-from fsg_ray import config as C
-from fsg_ray.models import VGGWeights, load_vgg
+from fsg_ray import config
+from fsg_ray.core import algorithm
+from fsg_ray.core.models import VGGWeights, load_vgg
 
 torch.set_num_threads(2)
 
@@ -19,21 +19,21 @@ def vgg() -> VGGWeights:
     return load_vgg("random:0")
 
 
-def tiny_config() -> C.TrainConfig:
+def tiny_config() -> config.TrainConfig:
     """A tiny but complete Algorithm 1 run: 16->32 px global, 32 px patches."""
-    return C.TrainConfig(
-        model=C.ModelConfig(
+    return config.TrainConfig(
+        model=config.ModelConfig(
             vgg_weights="random:0", decoder_channels=(32, 16, 16, 8), disc_channels=(16, 8)
         ),
-        loss=C.LossConfig.random_vgg(),
-        data=C.DataConfig(
+        loss=config.LossConfig.random_vgg(),
+        data=config.DataConfig(
             global_input_size=16,
             global_target_size=32,
             patch_size=32,
             patch_stride=16,
             style_size=48,
         ),
-        schedule=C.ScheduleConfig(
+        schedule=config.ScheduleConfig(
             gan_init_steps=2,
             global_steps=2,
             patch_steps=2,
@@ -44,14 +44,14 @@ def tiny_config() -> C.TrainConfig:
     )
 
 
-def micro_config() -> C.TrainConfig:
+def micro_config() -> config.TrainConfig:
     """Smaller still, for generators whose training does not matter (registry, restyle)."""
-    return C.TrainConfig(
-        model=C.ModelConfig(
+    return config.TrainConfig(
+        model=config.ModelConfig(
             vgg_weights="random:0", decoder_channels=(16, 8, 8, 8), disc_channels=(8, 8)
         ),
-        loss=C.LossConfig.random_vgg(),
-        data=C.DataConfig(
+        loss=config.LossConfig.random_vgg(),
+        data=config.DataConfig(
             global_input_size=16, global_target_size=32, patch_size=32, style_size=32
         ),
     )
@@ -65,7 +65,7 @@ def tiny_state(vgg: VGGWeights, seed: int) -> dict[str, Any]:
     """
     cfg = micro_config()
     cpu = torch.device("cpu")
-    state = A.generator_state(A.new_run(cfg, vgg, torch.zeros(1, 3, 32, 32), cpu))
+    state = algorithm.generator_state(algorithm.new_run(cfg, vgg, torch.zeros(1, 3, 32, 32), cpu))
     gen = torch.Generator().manual_seed(seed)
     decoder = {}
     for key, value in state["decoder"].items():
@@ -78,7 +78,7 @@ def tiny_state(vgg: VGGWeights, seed: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def tiny_cfg() -> C.TrainConfig:
+def tiny_cfg() -> config.TrainConfig:
     return tiny_config()
 
 
@@ -185,7 +185,7 @@ def odd_files() -> dict[str, bytes]:
 def small_dataset(root: Path, seed: int, n_full: int) -> Path:
     """Synthetic data at test sizes: ``n_full`` 48 px full images, 3 shop photos of 64 px with
     masks, and the stripes and dots styles at 48 px."""
-    from fsg_ray import synthetic
+    from fsg_ray.io import synthetic
 
     synthetic.write_dataset(
         root,
@@ -213,7 +213,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def data_bucket(data_root: Path, s3_server: str, s3_client: Any) -> str:
     """The same dataset in a bucket on the moto server, as ``s3://fsg-data/root``."""
-    from fsg_ray.storage import Storage, StorageOptions, join, relative
+    from fsg_ray.io.storage import Storage, StorageOptions, join, relative
 
     s3_client.create_bucket(Bucket="fsg-data")
     storage = Storage(StorageOptions(endpoint_url=s3_server, region="us-east-1"))

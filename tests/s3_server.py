@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from fsg_ray.s3local import (  # noqa: F401 - re-exported for the tests
+from fsg_ray.io.s3local import (  # noqa: F401 - re-exported for the tests
     FAKE_CREDENTIALS,
     HOST,
     fake_aws_credentials,

@@ -1,0 +1,1 @@
+"""The ``fsg`` command: one module per subcommand, wiring config, io, core and distributed."""

@@ -1,0 +1,355 @@
+"""``fsg serve``: the style catalogue online, as a Ray Serve application.
+
+Two deployments; the request logic lives in :mod:`fsg_ray.distributed.api` (no Ray there)::
+
+    HTTP ─► Ingress (FastAPI: auth, limits, decode, mask, encode; the web page at /)
+               │ handle.options(multiplexed_model_id="style@version")
+               ▼
+            StyleGenerators (G(x) only)
+               ├─ @serve.multiplexed: an LRU of generators per replica, loaded through one
+               │  EncoderCache, so every style shares one VGG encoder E_n in memory
+               └─ @serve.batch: concurrent requests of one style version and image size run
+                  as one tensor batch
+
+**Style multiplexing.** The ingress resolves a style to its current version through a
+:class:`fsg_ray.distributed.api.StyleCatalog` (re-read every ``index_ttl_s``), so a newly published
+version gets a new model id and replicas load it on first use: no restart. Serve routes a model
+id to replicas that already hold it. Serve's batcher splits a batch by model id; the batch
+function also groups by (model id, image size) itself, so every request is run by its own
+style's generator however the batch was formed.
+
+**Back-pressure.** ``max_ongoing_requests`` and ``max_queued_requests`` on both deployments:
+a full generator queue raises ``BackPressureError`` in the ingress, answered 503 with
+``Retry-After`` and a JSON reason; a full ingress queue is refused by Serve's proxy itself, 503
+with ``Retry-After`` (its body is Serve's plain text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Header, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from ray import serve
+from ray.serve.config import BackpressureConfig
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException
+
+from fsg_ray.config import ServeConfig, from_dict
+from fsg_ray.core.inference import EncoderCache, run_styles
+from fsg_ray.core.models import Generator
+from fsg_ray.distributed import api
+from fsg_ray.distributed.api import ApiError
+from fsg_ray.io import registry
+from fsg_ray.io.storage import Storage, StorageError, StorageOptions
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "fsg"
+_PAGE = resources.files("fsg_ray.distributed").joinpath("web", "index.html")
+
+
+def storage_for(cfg: ServeConfig) -> Storage:
+    """Storage with the config's S3 endpoint and region over the environment's."""
+    return Storage(StorageOptions.given(cfg.s3_endpoint, cfg.s3_region))
+
+
+class StyleGenerators:
+    """Runs G(x) for one style version per request, batched; generators multiplexed by style.
+
+    Args:
+        cfg: ``asdict`` of the :class:`ServeConfig`.
+    """
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = from_dict(ServeConfig, cfg)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.cache = EncoderCache(storage_for(self.cfg), self.device)
+
+        async def load(mid: str) -> Generator:
+            style, version = api.parse_model_id(mid)
+            gen, _ = await asyncio.to_thread(self.cache.load, self.cfg.registry, style, version)
+            log.info("loaded %s on %s", mid, self.device)
+            return gen
+
+        # Set here, not as a decorator, so that the LRU size comes from the config.
+        self._generator = serve.multiplexed(max_num_models_per_replica=self.cfg.styles_per_replica)(
+            load
+        )
+        batched: Any = self._batched  # Ray types the batch wrapper as a plain callable
+        batched.set_max_batch_size(self.cfg.max_batch_size)
+        batched.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
+
+    async def __call__(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+        """G(x) of one (H, W, 3) uint8 photo with the request's style version (its multiplexed
+        model id), and the size of the batch it ran in.
+
+        Raises:
+            registry.StyleNotFound, registry.VersionNotFound: The version is gone.
+        """
+        result = await self._batched((serve.get_multiplexed_model_id(), image))
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def _batched(
+        self, requests: list[tuple[str, np.ndarray]], /
+    ) -> list[tuple[np.ndarray, int] | Exception]:
+        """One G(x) batch per (model id, image size) among the requests (model id, photo); a
+        group that fails gets its error as its result, the others are unaffected."""
+        images = [image for _, image in requests]
+        groups: dict[tuple[str, tuple[int, ...]], list[int]] = {}
+        for i, (mid, image) in enumerate(requests):
+            groups.setdefault((mid, image.shape), []).append(i)
+        results: list[tuple[np.ndarray, int] | Exception] = [ValueError("not run")] * len(images)
+        for (mid, _), picked in groups.items():
+            try:
+                gen = await self._generator(mid)
+                batch = np.stack([images[i] for i in picked])  # (B, H, W, 3)
+                wanted = {mid: range(len(picked))}
+                styled = await asyncio.to_thread(run_styles, {mid: gen}, batch, wanted, self.device)
+            except Exception as e:  # one style's failure is reported to its requests only
+                results = [e if i in picked else r for i, r in enumerate(results)]
+                continue
+            for k, i in enumerate(picked):
+                results[i] = (styled[mid][k], len(picked))
+        return results
+
+
+@serve.ingress()
+class Ingress:
+    """The HTTP API and the web page (FastAPI); see :func:`build_api`.
+
+    Args:
+        generators: Handle of :class:`StyleGenerators`.
+        cfg: ``asdict`` of the :class:`ServeConfig`.
+    """
+
+    def __init__(self, generators: DeploymentHandle, cfg: dict[str, Any]) -> None:
+        self.cfg = from_dict(ServeConfig, cfg)
+        self.generators = generators
+        storage = storage_for(self.cfg)
+        self.catalog = api.StyleCatalog(
+            lambda: registry.list_styles(storage, self.cfg.registry), self.cfg.index_ttl_s
+        )
+        self.api_key = api.resolve_api_key(self.cfg, os.environ)
+        log.info("ingress up; API key %s", "required" if self.api_key else "not required")
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return build_api(self.cfg, self.catalog, self.api_key, self.run)
+
+    async def run(self, mid: str, image: np.ndarray) -> tuple[np.ndarray, int]:
+        """G(x) on a generator replica; Serve's overload becomes a 503 :class:`ApiError`."""
+        try:
+            handle = self.generators.options(multiplexed_model_id=mid)
+            return await handle.remote(image)
+        except BackPressureError:
+            raise api.overloaded(self.cfg.retry_after_s) from None
+        except DeploymentUnavailableError:
+            raise api.overloaded(self.cfg.retry_after_s) from None
+        except (registry.StyleNotFound, registry.VersionNotFound):
+            raise api.unknown_style(mid.partition("@")[0]) from None
+
+
+def build_api(
+    cfg: ServeConfig,
+    catalog: api.StyleCatalog,
+    api_key: str | None,
+    run: Any,
+) -> FastAPI:
+    """The FastAPI app: the routes, the error handlers and (if configured) CORS.
+
+    Args:
+        cfg: The service's config.
+        catalog: The published styles.
+        api_key: The key every route but the health checks requires; None for none.
+        run: ``async (model id, (H, W, 3) uint8) -> (G(x), batch size)``.
+    """
+    app = FastAPI(
+        title="fsg-ray style service",
+        description="Restyle garment photos with published Fashion Style Generator styles.",
+        version="1",
+    )
+    _add_error_handlers(app)
+    if cfg.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cfg.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+
+    def authorize(authorization: str | None, x_api_key: str | None) -> None:
+        api.check_api_key(api_key, authorization, x_api_key)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(
+            _PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"}
+        )
+
+    @app.get("/healthz", summary="Liveness: the ingress answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: the registry is readable and has styles")
+    async def readyz() -> JSONResponse:
+        try:
+            styles = await asyncio.to_thread(catalog.styles)
+        except StorageError:
+            log.exception("readiness: the registry cannot be read")
+            return _error(ApiError(503, "not_ready", "the style registry cannot be read"))
+        if not styles:
+            return _error(ApiError(503, "not_ready", "no style is published yet"))
+        return JSONResponse({"status": "ready", "styles": len(styles)})
+
+    @app.get("/v1/styles", summary="The published styles and their versions")
+    async def list_styles(
+        authorization: str | None = Header(None),
+        x_api_key: str | None = Header(None),
+    ) -> dict[str, Any]:
+        authorize(authorization, x_api_key)
+        return api.styles_json(await asyncio.to_thread(catalog.styles))
+
+    @app.post(
+        "/v1/styles/{style}/restyle",
+        summary="Restyle a garment photo with a style",
+        description="The photo is the body (Content-Type image/* or application/octet-stream) "
+        "or the file field 'image' of multipart/form-data, with an optional garment mask in "
+        "the file field 'mask' (white = garment). Answers the restyled image.",
+        response_class=Response,
+        responses={200: {"content": {t: {} for t in ("image/png", "image/jpeg", "image/webp")}}},
+    )
+    async def restyle(
+        request: Request,
+        style: str = PathParam(..., description="a style name from GET /v1/styles"),
+        max_side: str | None = Query(None, description="longest output side in px"),
+        format: str | None = Query(None, description="png (default), jpeg or webp"),
+        preserve_color: str | None = Query(None, description="true: keep the photo's colours"),
+        authorization: str | None = Header(None),
+        x_api_key: str | None = Header(None),
+    ) -> Response:
+        # The parameters document the options; parse_options reads and checks them, after auth.
+        authorize(authorization, x_api_key)
+        api.check_style_id(style)
+        options = api.parse_options(request.query_params, cfg)
+        kind = api.body_kind(request.headers.get("content-type"))
+        api.check_content_length(request.headers.get("content-length"), cfg.max_body_bytes)
+        body = await api.read_limited(request.stream(), cfg.max_body_bytes)
+        image, mask = (body, None)
+        if kind == "multipart":
+            image, mask = await api.split_multipart(request.headers, body)
+        version = await asyncio.to_thread(catalog.current, style)
+        prepared = await asyncio.to_thread(api.prepare, image, mask, options, cfg)
+        styled, batch = await run(api.model_id(style, version), prepared.image)
+        tag = {"style": style, "version": version}
+        data = await asyncio.to_thread(api.finish, styled, prepared, options, tag)
+        headers = api.result_headers(style, version, options, batch)
+        return Response(data, media_type=options.media_type, headers=headers)
+
+    return app
+
+
+def _error(e: ApiError) -> JSONResponse:
+    return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON ``{"error", "reason"}``; nothing internal is echoed."""
+
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return _error(exc)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(ApiError(400, "bad_request", f"{where}: {first.get('msg', 'invalid')}"))
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(ApiError(exc.status_code, code, str(exc.detail), exc.headers))
+
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(ApiError(500, "internal_error", "the server failed; the error is logged"))
+
+    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("registry read failed on %s", request.url.path, exc_info=exc)
+        return _error(ApiError(503, "unavailable", "the style registry cannot be read now"))
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StorageError, storage_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+def build_app(cfg: ServeConfig) -> serve.Application:
+    """The Serve application: the ingress bound to the generator deployment, each with the
+    config's replicas (autoscaling between ``min_replicas`` and ``max_replicas``), resources
+    and back-pressure."""
+    args = dataclasses.asdict(cfg)
+    autoscaling = {
+        "min_replicas": cfg.min_replicas,
+        "max_replicas": cfg.max_replicas,
+        "target_ongoing_requests": cfg.target_ongoing_requests,
+    }
+    backpressure = BackpressureConfig(status_code=503, retry_after_s=cfg.retry_after_s)
+    generators = serve.deployment(
+        autoscaling_config=autoscaling,
+        max_ongoing_requests=cfg.max_ongoing_requests,
+        max_queued_requests=cfg.max_queued_requests,
+        backpressure_config=backpressure,
+        ray_actor_options={"num_cpus": cfg.replica_cpus, "num_gpus": cfg.replica_gpus},
+    )(StyleGenerators).bind(args)
+    return serve.deployment(
+        autoscaling_config=autoscaling,
+        max_ongoing_requests=cfg.ingress_max_ongoing_requests,
+        max_queued_requests=cfg.ingress_max_queued_requests,
+        backpressure_config=backpressure,
+        ray_actor_options={"num_cpus": cfg.ingress_cpus},
+    )(Ingress).bind(generators, args)
+
+
+def app_builder(args: dict[str, Any]) -> serve.Application:
+    """The application of a Serve config file
+    (``import_path: fsg_ray.distributed.serve:app_builder``,
+    its ``args`` the :class:`ServeConfig` keys); a relative local registry path is taken from
+    the directory ``serve run``/``serve deploy`` runs in."""
+    return build_app(from_dict(ServeConfig, args))
+
+
+def serve_forever(cfg: ServeConfig, host: str, port: int) -> None:
+    """Starts Serve on ``host:port`` with the application and blocks until interrupted.
+
+    Ray must be initialised (the CLI opens :func:`fsg_ray.distributed.trainer.ray_session`).
+    """
+    serve.start(http_options={"host": host, "port": port})
+    try:
+        serve.run(build_app(cfg), name=APP_NAME, route_prefix="/")
+        log.info(
+            "serving %s at http://%s:%d/ (API docs at /docs); Ctrl-C stops",
+            cfg.registry,
+            host,
+            port,
+        )
+        while True:
+            time.sleep(3600)
+    finally:
+        serve.shutdown()

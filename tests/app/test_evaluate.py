@@ -1,0 +1,180 @@
+"""``fsg eval`` on a tiny registry of micro generators: every mode of a style and Gatys on the
+same garments, the Fig. 4 sheet, metrics.json / metrics.md, and the failure paths."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import micro_config
+from PIL import Image
+
+from fsg_ray import config
+from fsg_ray.app import evaluate
+from fsg_ray.app.main import main
+from fsg_ray.core import algorithm
+from fsg_ray.core.models import VGGWeights
+from fsg_ray.io import registry, synthetic, visualize
+from fsg_ray.io.storage import Storage
+
+#: registry entry -> (mode, base style)
+ENTRIES = {
+    "stripes": ("full", "stripes"),
+    "stripes-feeds": ("global_only", "stripes"),
+    "stripes-mgan": ("patch_only", "stripes"),
+    "dots": ("full", "dots"),
+}
+
+
+@pytest.fixture(scope="module")
+def setup(vgg: VGGWeights, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Two 48 px held-out garments with masks, style images, and a registry of micro
+    generators: stripes in three modes (published in reverse order) and dots."""
+    root = tmp_path_factory.mktemp("eval")
+    synthetic.write_dataset(
+        root / "data", seed=0, n_full=0, n_shop=0, n_heldout=2, full_size=48,
+        shop_size=48, style_size=32, styles=("stripes", "dots"),
+    )  # fmt: skip
+    reg = str(root / "registry")
+    for name, (mode, base) in reversed(ENTRIES.items()):
+        cfg = config.replace(micro_config(), schedule={"mode": mode})
+        style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(len(name)))
+        run = algorithm.new_run(cfg, vgg, style, torch.device("cpu"))
+        meta = {
+            "config": config.to_dict(cfg),
+            "style_image": str(root / "data" / "styles" / f"{base}.png"),
+            "mode": mode,
+            "base_style": base,
+        }
+        registry.publish(Storage(), reg, name, algorithm.generator_state(run), meta)
+    return {
+        "registry": reg,
+        "images": str(root / "data" / "heldout"),
+        "masks": str(root / "data" / "heldout_masks"),
+        "root": str(root),
+    }
+
+
+@pytest.fixture(scope="module")
+def evaluated(setup: dict[str, str]) -> Path:
+    out = Path(setup["root"]) / "out"
+    args = ["eval", "--registry", setup["registry"], "--style", "stripes"]
+    args += ["--images", setup["images"], "--masks", setup["masks"], "--gatys-iters", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    return out
+
+
+def test_registry_modes_finds_every_mode_of_a_base_style(setup: dict[str, str]) -> None:
+    found = registry.modes(Storage(), setup["registry"], "stripes")
+    assert [(f.style, registry.mode_of(f)) for f in found] == [
+        ("stripes", "full"),
+        ("stripes-feeds", "global_only"),
+        ("stripes-mgan", "patch_only"),
+    ]
+    assert [f.style for f in registry.modes(Storage(), setup["registry"], "dots")] == ["dots"]
+    with pytest.raises(registry.StyleNotFound, match="known styles: dots, stripes"):
+        registry.modes(Storage(), setup["registry"], "waves")
+
+
+def test_the_sheet_has_a_row_per_garment_and_a_column_per_method(evaluated: Path) -> None:
+    sheet = Image.open(evaluated / evaluate.SHEET)
+    cell, pad = evaluate.SHEET_CELL, visualize.PAD
+    label = visualize.LABEL_HEIGHT + visualize.LINE_HEIGHT  # two-line titles
+    columns = 6  # style, input, full, global_only, patch_only, gatys
+    assert sheet.size == (columns * (cell + pad) + pad, label + 2 * (cell + pad) + pad)
+    below_style = (pad + cell // 2, label + pad + (cell + pad) + cell // 2)
+    assert sheet.getpixel(below_style) == (255, 255, 255)  # the style image: first row only
+
+
+def test_metrics_json_scores_every_method_on_every_garment(evaluated: Path) -> None:
+    report = json.loads((evaluated / evaluate.METRICS_JSON).read_text())
+    methods = [(m["method"], m["mode"]) for m in report["methods"]]
+    assert methods == [
+        ("input", "input"),
+        ("stripes", "full"),
+        ("stripes-feeds", "global_only"),
+        ("stripes-mgan", "patch_only"),
+        ("gatys", "gatys"),
+    ]
+    assert report["train_vgg"] == "random:0" and report["eval_vgg"] == "random:1"
+    keys = {key for key, _, _ in evaluate.COLUMNS}
+    for m in report["methods"]:
+        assert [r["image"] for r in m["per_image"]] == ["000000", "000001"]
+        assert set(m["mean"]) == keys
+        assert all(math.isfinite(v) for v in m["mean"].values())
+        assert m["mean"]["style_gram"] == pytest.approx(
+            sum(r["style_gram"] for r in m["per_image"]) / 2
+        )
+    unchanged = report["methods"][0]["mean"]
+    assert unchanged["structure"] == pytest.approx(1.0) and unchanged["leakage"] == 0.0
+    assert report["methods"][-1]["mean"]["seconds_per_image"] > 0
+    for name in ("stripes", "stripes-feeds", "stripes-mgan", "gatys"):
+        out = Image.open(evaluated / evaluate.OUTPUTS / name / "000000.png")
+        assert out.size == (48, 48)
+
+
+def test_metrics_md_is_the_table_of_means(evaluated: Path) -> None:
+    text = (evaluated / evaluate.METRICS_MD).read_text()
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    assert lines[0].startswith("| method | mode | style Gram ↓ | style SWD ↓ | structure ↑")
+    assert len(lines) == 2 + 5  # header, rule, input + four methods
+    assert lines[3].startswith("| stripes v1 | full |")
+    assert "style Gram under VGG `random:1`" in text
+
+
+def test_estimated_masks_and_no_gatys(setup: dict[str, str], tmp_path: Path) -> None:
+    cfg = evaluate.EvalConfig(
+        setup["registry"], "dots", setup["images"], str(tmp_path), gatys_iters=0
+    )
+    report = evaluate.evaluate(cfg, Storage())
+    assert [m["method"] for m in report["methods"]] == ["input", "dots"]
+    assert report["masks"] == "estimated (auto_mask)"
+    assert report["methods"][0]["mean"]["silhouette_iou"] == 1.0  # same estimator both sides
+    assert (
+        Image.open(tmp_path / evaluate.SHEET).width == 3 * (evaluate.SHEET_CELL + visualize.PAD) + 4
+    )
+
+
+def test_default_eval_vgg_is_another_network() -> None:
+    assert evaluate.default_eval_vgg("random:0") == "random:1"
+    assert evaluate.default_eval_vgg("random:41") == "random:42"
+    assert evaluate.default_eval_vgg("s3://b/vgg19.pth") == "imagenet"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--style": "waves"}, "no style 'waves' in .*known styles: dots, stripes"),
+        ({"--style": "Bad!"}, "bad style name"),
+        ({"--images": "{tmp}/EMPTY"}, "no images"),
+        ({"--masks": "{tmp}/NOMASKS"}, "000000.jpg: no mask 000000.* below"),
+        ({"--gatys-iters": "-1"}, "gatys_iters must be >= 0"),
+    ],
+)
+def test_bad_arguments_fail_with_exit_2_and_a_reason(
+    setup: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    change: dict[str, str],
+    message: str,
+) -> None:
+    (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "NOMASKS").mkdir()
+    (tmp_path / "NOMASKS" / "other.png").write_bytes(b"")
+    args: dict[str, Any] = {
+        "--registry": setup["registry"],
+        "--style": "stripes",
+        "--images": setup["images"],
+        "--masks": setup["masks"],
+        "--gatys-iters": "0",
+        "--out": str(tmp_path / "out"),
+    }
+    args.update({key: value.format(tmp=tmp_path) for key, value in change.items()})
+    assert main(["eval", *[x for kv in args.items() for x in kv]]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out" / evaluate.SHEET).exists()

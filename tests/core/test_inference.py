@@ -1,0 +1,84 @@
+"""Generators on uint8 batches: one E_n per VGG spec shared by the styles, one encoder pass per
+batch, the same pixels as each generator run on its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_state
+from PIL import Image
+
+from fsg_ray.core.inference import EncoderCache, StyleBank, pad_to_stride, run_styles
+from fsg_ray.core.models import VGGWeights
+from fsg_ray.io import registry
+from fsg_ray.io.images import to_image, to_tensor
+from fsg_ray.io.storage import Storage
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def reg(vgg: VGGWeights, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Two styles on random:0 weights, dots with two versions."""
+    uri = str(tmp_path_factory.mktemp("registry"))
+    for seed, style in enumerate(("dots", "stripes", "dots")):
+        registry.publish(Storage(), uri, style, tiny_state(vgg, seed), {})
+    return uri
+
+
+def test_encoder_cache_shares_one_encoder_module_between_styles(reg: str) -> None:
+    cache = EncoderCache(Storage(), CPU)
+    dots, found = cache.load(reg, "dots")
+    stripes, _ = cache.load(reg, "stripes")
+    old_dots, old = cache.load(reg, "dots", "v1")
+    assert (found.version, old.version) == ("v2", "v1")
+    assert dots.encoder is stripes.encoder is old_dots.encoder
+    assert cache.specs == ["random:0"]
+    assert not any(
+        p.data_ptr() == q.data_ptr()
+        for p in dots.decoder.parameters()
+        for q in old_dots.decoder.parameters()
+    )
+    with pytest.raises(registry.StyleNotFound, match="known styles: dots, stripes"):
+        cache.load(reg, "waves")
+
+
+@pytest.mark.parametrize("size", [(37, 50), (5, 6)])
+def test_style_bank_encodes_once_and_matches_each_generator(
+    vgg: VGGWeights, reg: str, size: tuple[int, int]
+) -> None:
+    bank = StyleBank.load(Storage(), reg, {"dots": "v2", "stripes": "v1"}, CPU)
+    assert bank.by_encoder == {"random:0": ["dots", "stripes"]}
+    batch = np.random.default_rng(0).integers(0, 256, (2, *size, 3), dtype=np.uint8)
+    got = bank.run(batch, {"dots": [0, 1], "stripes": [1]}, CPU)
+    assert got["dots"].shape == (2, *size, 3) and got["stripes"].shape == (1, *size, 3)
+    for style, picked in (("dots", [0, 1]), ("stripes", [1])):
+        gen, _ = registry.load(Storage(), reg, style, CPU, vgg=vgg)
+        for k, i in enumerate(picked):
+            with torch.inference_mode():
+                want = np.asarray(to_image(gen(to_tensor(Image.fromarray(batch[i]))[None])[0]))
+            assert np.abs(got[style][k].astype(int) - want).max() <= 1, (style, i)
+
+
+def test_run_styles_skips_styles_without_images(reg: str) -> None:
+    cache = EncoderCache(Storage(), CPU)
+    gens = {s: cache.load(reg, s)[0] for s in ("dots", "stripes")}
+    batch = np.zeros((1, 16, 16, 3), np.uint8)
+    assert list(run_styles(gens, batch, {"dots": [0], "stripes": []}, CPU)) == ["dots"]
+
+
+def test_pad_to_stride_pads_bottom_right_only() -> None:
+    x = torch.arange(2 * 3 * 9 * 10, dtype=torch.float32).reshape(2, 3, 9, 10)
+    y = pad_to_stride(x)
+    assert y.shape == (2, 3, 16, 16)
+    assert torch.equal(y[..., :9, :10], x)
+    assert pad_to_stride(y) is y
+
+
+def test_inference_does_not_import_ray() -> None:
+    code = "import sys, fsg_ray.core.inference; assert 'ray' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.models.vgg import cfgs, make_layers
+
+from fsg_ray import config
+from fsg_ray.core import models
+
+
+def test_layer_names_follow_torchvision_indices() -> None:
+    names = models.vgg_layer_names()
+    tv = make_layers(cfgs["E"])
+    assert len(names) == len(tv)
+    assert names[20] == "relu4_1" and names[29] == "relu5_1" and names[8] == "relu2_2"
+    for name, module in zip(names, tv, strict=True):
+        kind = {"conv": torch.nn.Conv2d, "relu": torch.nn.ReLU, "pool": torch.nn.MaxPool2d}
+        assert isinstance(module, kind[name.rstrip("_0123456789")])
+
+
+def test_torchvision_state_dict_loads_unchanged(tmp_path) -> None:
+    tv = torch.nn.Module()
+    tv.features = make_layers(cfgs["E"])
+    tv.classifier = torch.nn.Linear(2, 2)  # ignored, as torchvision's classifier is
+    path = tmp_path / "vgg.pth"
+    torch.save(tv.state_dict(), path)
+    w = models.load_vgg(str(path))
+    enc = models.VGG19Features(w.state, "relu5_1")
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        ref = tv.features[:30]((x - enc.mean) / enc.std)
+        assert torch.allclose(enc(x, ("relu5_1",))["relu5_1"], ref, atol=1e-5)
+
+
+def test_random_weights_are_deterministic_and_seeded(vgg: models.VGGWeights) -> None:
+    again = models.load_vgg("random:0")
+    assert again.fingerprint == vgg.fingerprint
+    assert models.load_vgg("random:1").fingerprint != vgg.fingerprint
+    assert torch.equal(again.state["features.0.weight"], vgg.state["features.0.weight"])
+
+
+def test_bad_state_dict_is_refused(tmp_path) -> None:
+    path = tmp_path / "bad.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match="not a VGG-19 state dict"):
+        models.load_vgg(str(path))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read a state dict"):
+        models.load_vgg(str(tmp_path / "junk.pt"))
+    with pytest.raises(ValueError, match="cannot read"):
+        models.load_vgg(str(tmp_path / "missing.pt"))
+
+
+def test_taps_have_the_expected_shapes(vgg: models.VGGWeights) -> None:
+    phi = models.VGG19Features(vgg.state, "relu5_1")
+    out = phi(torch.rand(2, 3, 64, 48), ("relu2_2", "relu4_1", "relu5_1"))
+    assert out["relu2_2"].shape == (2, 128, 32, 24)
+    assert out["relu4_1"].shape == (2, 512, 8, 6)
+    assert out["relu5_1"].shape == (2, 512, 4, 3)
+    assert models.vgg_channels("relu3_1") == 256 and models.vgg_channels("relu1_2") == 64
+
+
+def test_loss_network_is_frozen_and_stays_in_eval(vgg: models.VGGWeights) -> None:
+    phi = models.VGG19Features(vgg.state, "relu3_1").train()
+    assert not phi.training and not any(p.requires_grad for p in phi.parameters())
+
+
+@pytest.mark.parametrize("size", [(64, 64), (37, 53), (8, 8), (5, 11), (101, 64)])
+def test_generator_output_size_equals_input_size(
+    vgg: models.VGGWeights, size: tuple[int, int]
+) -> None:
+    gen = models.Generator(vgg.state, config.ModelConfig(decoder_channels=(16, 8, 8, 8))).eval()
+    with torch.no_grad():
+        y = gen(torch.rand(1, 3, *size))
+    assert y.shape == (1, 3, *size)
+    assert y.min() >= 0 and y.max() <= 1 and torch.isfinite(y).all()
+
+
+def test_only_the_decoder_is_trainable(vgg: models.VGGWeights) -> None:
+    gen = models.Generator(vgg.state, config.ModelConfig(decoder_channels=(16, 8, 8, 8)))
+    gen(torch.rand(2, 3, 32, 32)).mean().backward()
+    assert all(p.grad is None for p in gen.encoder.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.decoder.parameters())
+
+
+def test_discriminator_scores_every_neural_patch() -> None:
+    disc = models.PatchDiscriminator(256, (32, 16))
+    scores = disc(torch.rand(3, 256, 16, 12))
+    assert scores.shape == (3, 1, 16, 12)
+    scores.sum().backward()
+    assert all(p.grad is not None for p in disc.parameters())
+    assert not isinstance(disc.net[1], torch.nn.BatchNorm2d)  # first layer without BN (DCGAN)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in disc.modules())
+
+
+def test_decoder_upsamples_without_transposed_convolutions() -> None:
+    dec = models.Decoder((16, 8, 8, 8))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in dec.modules())
+    assert sum(isinstance(m, torch.nn.Upsample) for m in dec.modules()) == 3
+    assert dec(torch.rand(2, 512, 3, 5)).shape == (2, 3, 24, 40)
+
+
+def test_instance_norm_decoder_does_not_depend_on_the_batch(vgg: models.VGGWeights) -> None:
+    cfg = config.ModelConfig(decoder_channels=(16, 8, 8, 8), decoder_norm="instance")
+    gen = models.Generator(vgg.state, cfg).train()
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in gen.decoder.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in gen.decoder.modules())
+    a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        alone, together = gen(a), gen(torch.cat([a, b]))[:1]
+    assert torch.allclose(alone, together, atol=1e-5)
+
+
+def test_state_dict_loads_from_s3(s3_server: str, s3_bucket: str, vgg: models.VGGWeights) -> None:
+    import io
+
+    from fsg_ray.io.storage import Storage, StorageOptions
+
+    storage = Storage(StorageOptions(endpoint_url=s3_server))
+    buf = io.BytesIO()
+    torch.save(vgg.state, buf)
+    storage.write_bytes(f"{s3_bucket}/weights/vgg19.pth", buf.getvalue())
+    loaded = models.load_vgg(f"{s3_bucket}/weights/vgg19.pth", storage)
+    assert loaded.fingerprint == vgg.fingerprint and loaded.spec.startswith("s3://")
+    with pytest.raises(ValueError, match="missing.pth"):
+        models.load_vgg(f"{s3_bucket}/missing.pth", storage)

@@ -1,0 +1,177 @@
+"""The catalogue on Ray Train: styles trained at once, a killed worker, a missing style image,
+reruns, local storage and the local S3 server.
+
+Each catalogue run starts real TorchTrainers (tens of seconds on 2 CPUs), so one run per
+storage kind is shared by the tests of that kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import small_dataset, tiny_config
+
+from fsg_ray import config
+from fsg_ray.distributed import trainer
+from fsg_ray.io import registry
+from fsg_ray.io.storage import Storage, StorageOptions, join
+
+pytestmark = pytest.mark.ray
+
+TOTAL = 6 + 8 + 4  # GAN init, global, patch steps of the tiny schedule
+FAIL_AT, CHECKPOINT_EVERY = 11, 5
+
+
+def catalogue_config(
+    tiny: config.TrainConfig,
+    data: str,
+    out: str,
+    styles: dict[str, str],
+    endpoint: str | None = None,
+) -> config.CatalogueConfig:
+    train = config.replace(
+        tiny,
+        schedule={
+            "gan_init_steps": 6,
+            "global_steps": 8,
+            "patch_steps": 4,
+            "checkpoint_every": CHECKPOINT_EVERY,
+            "sample_every": 9,
+        },
+    )
+    return config.catalogue_from_dict(
+        {
+            "name": "cat",
+            "data": {
+                "full": join(data, "full"),
+                "shop": join(data, "shop"),
+                "masks": join(data, "shop_masks"),
+            },
+            "styles": [{"name": n, "image": uri} for n, uri in styles.items()],
+            "train": config.to_dict(train),
+            "resources": {"cpus_per_worker": 0.5, "use_gpu": "never"},
+            "storage": {
+                "runs": join(out, "runs"),
+                "registry": join(out, "registry"),
+                "s3_endpoint": endpoint,
+            },
+            "max_failures": 1,
+            "samples": 2,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return small_dataset(tmp_path_factory.mktemp("catalogue-data"), seed=1, n_full=8)
+
+
+@pytest.fixture(scope="module")
+def local_run(
+    ray_local: None, dataset: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """stripes (its worker killed once at step FAIL_AT), dots, and ghost (no style image)."""
+    out = str(tmp_path_factory.mktemp("catalogue-out"))
+    styles = {
+        "stripes": str(dataset / "styles/stripes.png"),
+        "dots": str(dataset / "styles/dots.png"),
+        "ghost": str(dataset / "styles/ghost.png"),
+    }
+    cat = catalogue_config(tiny_config(), str(dataset), out, styles)
+    storage = Storage()
+    results = trainer.train_catalogue(cat, storage, fail_at={"stripes": FAIL_AT})
+    return {"cat": cat, "storage": storage, "results": {r.style: r for r in results}}
+
+
+def _checkpoint(storage: Storage, cat: config.CatalogueConfig, style: str) -> dict[str, Any]:
+    raw = storage.read_bytes(join(trainer.run_uri(cat, style), trainer.CHECKPOINT))
+    return dict(torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True))
+
+
+def test_styles_train_concurrently_and_publish(local_run: dict[str, Any]) -> None:
+    cat, storage, results = local_run["cat"], local_run["storage"], local_run["results"]
+    for style in ("stripes", "dots"):
+        r = results[style]
+        assert (r.status, r.steps, r.version) == ("published", TOTAL, "v1"), r
+        assert set(r.final_losses) >= {"global_style", "global_content", "patch", "gan_d"}
+        gen, published = registry.load(storage, cat.storage.registry, style, torch.device("cpu"))
+        assert published.metadata["final_losses"] == r.final_losses
+        assert published.metadata["config"] == config.to_dict(cat.style_config(style))
+        assert gen(torch.rand(1, 3, 40, 56)).shape == (1, 3, 40, 56)
+        run = trainer.run_uri(cat, style)
+        files = storage.list_files(run)
+        assert join(run, "samples/step_000009.png") in files
+        assert join(run, "losses.png") in files
+    assert set(registry.list_styles(storage, cat.storage.registry)) == {"stripes", "dots"}
+
+
+def test_a_killed_worker_resumes_from_its_checkpoint(local_run: dict[str, Any]) -> None:
+    cat, storage = local_run["cat"], local_run["storage"]
+    state = _checkpoint(storage, cat, "stripes")
+    last_checkpoint = FAIL_AT // CHECKPOINT_EVERY * CHECKPOINT_EVERY
+    assert state["starts"] == [0, last_checkpoint]  # killed at step 11, restarted from 10
+    assert len(state["history"]) == TOTAL  # steps 11.. were redone once, counted once
+    phases = [h["phase"] for h in state["history"]]
+    assert phases == sorted(phases)  # GAN, then global, then patch: numbering continuous
+    assert _checkpoint(storage, cat, "dots")["starts"] == [0]
+
+
+def test_a_missing_style_image_fails_that_style_alone(local_run: dict[str, Any]) -> None:
+    ghost = local_run["results"]["ghost"]
+    assert ghost.status == "failed" and "style image" in ghost.error and "ghost.png" in ghost.error
+    table = trainer.format_summary(list(local_run["results"].values()))
+    assert "ghost" in table and "failed: style image" in table and "v1" in table
+
+
+def test_a_rerun_skips_the_published_styles(local_run: dict[str, Any]) -> None:
+    cat, storage = local_run["cat"], local_run["storage"]
+    again = trainer.train_catalogue(cat, storage, styles=["stripes", "dots"])
+    assert [(r.style, r.status, r.version, r.steps) for r in again] == [
+        ("stripes", "skipped", "v1", TOTAL),
+        ("dots", "skipped", "v1", TOTAL),
+    ]
+    assert registry.resolve(storage, cat.storage.registry, "stripes").version == "v1"
+
+
+def test_data_report_is_written_beside_the_runs(local_run: dict[str, Any]) -> None:
+    cat, storage = local_run["cat"], local_run["storage"]
+    report = json.loads(storage.read_bytes(join(trainer.run_uri(cat), "data_report.json")))
+    assert report == {"inputs": 6 + 3, "good": 9, "bad": 0, "bad_files": []}  # 2 held out
+
+
+def test_styles_train_on_the_local_s3_server(
+    ray_local: None, dataset: Path, s3_server: str, s3_bucket: str
+) -> None:
+    storage = Storage(StorageOptions(endpoint_url=s3_server, region="us-east-1"))
+    data_uri = join(s3_bucket, "data")
+    for path in storage.list_files(str(dataset)):
+        storage.copy(path, join(data_uri, path[len(str(dataset)) + 1 :]))
+    styles = {s: join(data_uri, f"styles/{s}.png") for s in ("stripes", "dots")}
+    cat = catalogue_config(tiny_config(), data_uri, s3_bucket, styles, endpoint=s3_server)
+    cat = dataclasses.replace(cat, storage=dataclasses.replace(cat.storage, s3_region="us-east-1"))
+    results = trainer.train_catalogue(cat)
+    assert [(r.style, r.status, r.version) for r in results] == [
+        ("stripes", "published", "v1"),
+        ("dots", "published", "v1"),
+    ]
+    assert storage.exists(join(s3_bucket, "registry/dots/v1/generator.pt"))
+    assert storage.exists(join(s3_bucket, "runs/cat/stripes/checkpoint.pt"))
+
+
+def test_two_workers_train_one_style_data_parallel(
+    ray_local: None, dataset: Path, tmp_path: Path
+) -> None:
+    """workers_per_style = 2: each worker reads its shard, gradients are averaged."""
+    styles = {"dots": str(dataset / "styles/dots.png")}
+    cat = catalogue_config(tiny_config(), str(dataset), str(tmp_path), styles)
+    cat = dataclasses.replace(
+        cat, resources=dataclasses.replace(cat.resources, workers_per_style=2)
+    )
+    [result] = trainer.train_catalogue(cat, Storage())
+    assert (result.status, result.steps, result.version) == ("published", TOTAL, "v1"), result

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from PIL import Image
+
+from fsg_ray.io import visualize
+
+
+def test_grid_layout_and_single_image_columns() -> None:
+    red, blue = Image.new("RGB", (10, 10), "red"), Image.new("RGB", (30, 20), "blue")
+    sheet = visualize.grid({"style": [red], "input": [blue, blue, blue]}, cell=16)
+    pad, label = visualize.PAD, visualize.LABEL_HEIGHT
+    assert sheet.size == (2 * (16 + pad) + pad, label + 3 * (16 + pad) + pad)
+    top = label + pad
+    assert sheet.getpixel((pad + 8, top + 8)) == (255, 0, 0)  # style, first row
+    assert sheet.getpixel((pad + 8, top + 16 + pad + 8)) == (255, 255, 255)  # nothing below it
+    assert sheet.getpixel((2 * pad + 16 + 8, top + 2 * (16 + pad) + 8)) == (0, 0, 255)
+
+
+def test_loss_curves_png_and_atomic_save(tmp_path) -> None:
+    history = [{"phase": 0.0, "gan_d": 1.0 / (i + 1)} for i in range(5)]
+    history += [{"phase": 1.0, "global": 2.0, "global_style": -1.0} for _ in range(5)]
+    img = visualize.loss_curves(history, ["gan", "global"])
+    assert img.mode == "RGB" and img.size[0] == 800 and img.size[1] > 300  # 3 panels
+    visualize.save_png(img, tmp_path / "sub" / "losses.png")
+    assert Image.open(tmp_path / "sub" / "losses.png").size == img.size
+
+
+def test_grid_titles_of_several_lines_get_a_taller_label_row() -> None:
+    red = Image.new("RGB", (10, 10), "red")
+    sheet = visualize.grid({"full\nstripes v1": [red], "input": [red, red]}, cell=16)
+    label = visualize.LABEL_HEIGHT + visualize.LINE_HEIGHT
+    assert sheet.height == label + 2 * (16 + visualize.PAD) + visualize.PAD
+    assert sheet.getpixel((visualize.PAD + 8, label + visualize.PAD + 8)) == (255, 0, 0)
