@@ -38,10 +38,10 @@ import torch
 
 from fsg_ray import config
 from fsg_ray.core import algorithm
-from fsg_ray.core.inference import StyleBank
 from fsg_ray.core.models import load_vgg
 from fsg_ray.distributed import restyle
 from fsg_ray.io import compositing, images, registry, synthetic
+from fsg_ray.io.generators import StyleBank
 from fsg_ray.io.storage import Storage, atomic_write_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

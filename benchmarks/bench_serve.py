@@ -45,10 +45,11 @@ from PIL import Image
 from fsg_ray.app import demo
 from fsg_ray.config import ServeConfig
 from fsg_ray.core import algorithm
-from fsg_ray.core.inference import EncoderCache, run_styles
+from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import load_vgg
 from fsg_ray.distributed import api
 from fsg_ray.io import registry
+from fsg_ray.io.generators import EncoderCache
 from fsg_ray.io.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,11 +37,12 @@ from PIL import Image
 from torch import Tensor
 
 from fsg_ray import config
-from fsg_ray.core.models import Generator, load_vgg
-from fsg_ray.distributed import trainer
+from fsg_ray.core.models import Generator
+from fsg_ray.distributed import session, trainer
 from fsg_ray.io import images, registry, synthetic, visualize
 from fsg_ray.io.folders import list_images, load_folder
 from fsg_ray.io.storage import Storage, StorageOptions, atomic_write_bytes, join
+from fsg_ray.io.weights import load_vgg
 
 log = logging.getLogger(__name__)
 DEMO_IMAGE_SIZE = 160
@@ -233,7 +234,7 @@ def run_demo(
         cat = demo_catalogue(data_uri, out_uri, styles, train, cpus, endpoint, ablate)
         atomic_write_bytes(out / "catalogue.yaml", yaml.safe_dump(config.to_dict(cat)).encode())
         storage = trainer.storage_for(cat)
-        with trainer.ray_session(num_cpus=cpus):
+        with session.ray_session(num_cpus=cpus):
             results = trainer.train_catalogue(cat, storage)
         grids = _grids(out, cat, storage, [r.style for r in results if r.version])
     return {

@@ -35,10 +35,11 @@ from torch import Tensor
 
 from fsg_ray.config import TrainConfig, from_dict
 from fsg_ray.core import baselines, metrics
-from fsg_ray.core.models import VGG19Features, VGGWeights, load_vgg
+from fsg_ray.core.models import VGG19Features, VGGWeights
 from fsg_ray.io import compositing, images, registry, visualize
 from fsg_ray.io.folders import IMAGE_SUFFIXES
 from fsg_ray.io.storage import Storage, join, relative
+from fsg_ray.io.weights import load_vgg
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class EvalConfig:
         images: URI prefix of the garment photos to restyle.
         out: Where the sheet, the tables and the outputs go (a folder or prefix URI).
         masks: URI prefix of their garment masks, matched by relative path without suffix;
-            None estimates them (:func:`fsg_ray.io.compositing.auto_mask`).
+            None estimates them (:func:`fsg_ray.core.masks.auto_mask`).
         gatys_iters: L-BFGS iterations of NeuralST (the paper's 200); 0 leaves it out.
         max_side: Larger photos are shrunk to this long side first.
         eval_vgg: VGG weights of the evaluation style distance; None: see

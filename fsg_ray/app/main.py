@@ -66,11 +66,11 @@ def _styles(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from fsg_ray.config import load_catalogue
-    from fsg_ray.distributed import trainer
+    from fsg_ray.distributed import session, trainer
 
     cat = load_catalogue(args.config)  # every key checked before Ray starts
     styles = args.styles.split(",") if args.styles else None
-    with trainer.ray_session(args.address, args.num_cpus):
+    with session.ray_session(args.address, args.num_cpus):
         results = trainer.train_catalogue(cat, styles=styles)
     print(trainer.format_summary(results))
     return 1 if any(r.status == "failed" for r in results) else 0
@@ -114,7 +114,7 @@ def restyle_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _restyle(args: argparse.Namespace) -> int:
-    from fsg_ray.distributed import restyle, trainer
+    from fsg_ray.distributed import restyle, session
 
     o = restyle_options(args)
     options = StorageOptions.given(o.get("endpoint_url"))
@@ -129,12 +129,12 @@ def _restyle(args: argparse.Namespace) -> int:
     storage = Storage(options)
     try:
         plan = restyle.plan(cfg, storage)  # styles resolved and inputs listed before Ray starts
-        session = (
-            trainer.ray_session(args.address, args.num_cpus)
+        ray_or_none = (
+            session.ray_session(args.address, args.num_cpus)
             if plan.todo
             else contextlib.nullcontext()
         )
-        with session:
+        with ray_or_none:
             result = restyle.execute(plan, storage)
     except StorageError as e:
         print(f"fsg restyle: error: {e}", file=sys.stderr)
@@ -221,7 +221,7 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from fsg_ray.config import ServeConfig, from_dict
-    from fsg_ray.distributed import serve, trainer
+    from fsg_ray.distributed import serve, session
     from fsg_ray.io import registry
 
     cfg = from_dict(ServeConfig, {"registry": args.registry, "s3_endpoint": args.endpoint_url})
@@ -237,7 +237,7 @@ def _serve(args: argparse.Namespace) -> int:
     # SIGTERM (kill, a container stop) unwinds like Ctrl-C: Serve and Ray shut down cleanly.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        with trainer.ray_session(args.address, args.num_cpus):
+        with session.ray_session(args.address, args.num_cpus):
             serve.serve_forever(cfg, args.host, args.port)
     except KeyboardInterrupt:
         logging.info("fsg serve: stopped")

@@ -18,7 +18,6 @@ No Ray import here: Ray Train workers call :func:`train` unchanged.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from torch import Tensor
 
 from fsg_ray.config import TrainConfig, from_dict, to_dict
 from fsg_ray.core import losses
+from fsg_ray.core.device import autocast
 from fsg_ray.core.models import (
     Generator,
     PatchDiscriminator,
@@ -161,13 +161,6 @@ def build_optimisers(nets: Nets, cfg: TrainConfig) -> Optimisers:
         global_=torch.optim.Adam(dec(), lr=s.lr_global),
         patch=torch.optim.Adam(dec(), lr=s.lr_patch),
     )
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on CUDA; full precision on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def style_crops(style: Tensor, size: int, n: int, gen: torch.Generator) -> Tensor:

@@ -1,103 +1,24 @@
-"""Running published generators on batches of uint8 images, with one VGG encoder per weight
-spec shared by every style: the common core of bulk restyling
-(:mod:`fsg_ray.distributed.restyle`) and online serving
-(:mod:`fsg_ray.distributed.serve`). No Ray import.
+"""Running generators on batches of uint8 images, one encoder pass per VGG encoder shared by
+several styles: the common core of bulk restyling (:mod:`fsg_ray.distributed.restyle`) and
+online serving (:mod:`fsg_ray.distributed.serve`). Pure PyTorch.
 
 Every generator G_s = D_s o E_n of one catalogue uses the same frozen encoder E_n (VGG-19 up to
 relu4_1), so styles that share a ``vgg_weights`` spec share one E_n module in memory
-(:class:`EncoderCache`) and one encoder pass per batch (:func:`run_styles`): N styles cost
+(:class:`fsg_ray.io.generators.EncoderCache`) and one encoder pass per batch
+(:func:`run_styles`): N styles cost
 E_n + N x D_s instead of N x (E_n + D_s), with D_s about 30 % of E_n
 (:class:`fsg_ray.core.models.Decoder`).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from fsg_ray.core.algorithm import autocast
-from fsg_ray.core.models import Generator, VGG19Features, VGGWeights, load_vgg, pad_to_stride
-from fsg_ray.io import registry
-from fsg_ray.io.storage import Storage
-
-
-class EncoderCache:
-    """Loads published generators so that those on the same VGG weights share one E_n.
-
-    The VGG weights of a spec are read once; the first generator loaded on a spec lends its
-    E_n module to every later one (the module is frozen and only read). Thread-safe.
-
-    Args:
-        storage: Reads the registry and the VGG weights.
-        device: Where the generators go.
-    """
-
-    def __init__(self, storage: Storage, device: torch.device) -> None:
-        self.storage, self.device = storage, device
-        self._weights: dict[str, VGGWeights] = {}
-        self._encoders: dict[str, VGG19Features] = {}
-        self._lock = threading.Lock()
-
-    def load(
-        self, registry_uri: str, style: str, version: str | None = None
-    ) -> tuple[Generator, registry.PublishedVersion]:
-        """A style's generator (eval mode) with its registry entry; the current version if
-        ``version`` is None.
-
-        Raises:
-            registry.StyleNotFound, registry.VersionNotFound: See :func:`registry.resolve`.
-        """
-        found = registry.resolve(self.storage, registry_uri, style, version)
-        spec = found.metadata["vgg_weights"]
-        with self._lock:
-            if spec not in self._weights:
-                self._weights[spec] = load_vgg(spec, self.storage)
-            gen, _ = registry.load(
-                self.storage, registry_uri, style, self.device, found.version, self._weights[spec]
-            )
-            gen.encoder = self._encoders.setdefault(spec, gen.encoder)  # drop the own copy
-        return gen, found
-
-    @property
-    def specs(self) -> list[str]:
-        """The VGG weight specs loaded so far."""
-        return list(self._weights)
-
-
-@dataclass(frozen=True)
-class StyleBank:
-    """A fixed set of styles' generators G_s, loaded once, run together.
-
-    Attributes:
-        generators: Style -> its generator (eval mode, channels_last).
-        by_encoder: VGG weight spec -> the styles whose generators share its E_n.
-    """
-
-    generators: dict[str, Generator]
-    by_encoder: dict[str, list[str]]
-
-    @classmethod
-    def load(
-        cls, storage: Storage, registry_uri: str, versions: Mapping[str, str], device: torch.device
-    ) -> StyleBank:
-        """Loads each style at its version; one VGG load and one E_n per weight spec."""
-        cache = EncoderCache(storage, device)
-        generators: dict[str, Generator] = {}
-        by_encoder: dict[str, list[str]] = {}
-        for style, version in versions.items():
-            generators[style], found = cache.load(registry_uri, style, version)
-            by_encoder.setdefault(found.metadata["vgg_weights"], []).append(style)
-        return cls(generators, by_encoder)
-
-    def run(
-        self, batch: np.ndarray, wanted: Mapping[str, Sequence[int]], device: torch.device
-    ) -> dict[str, np.ndarray]:
-        """:func:`run_styles` with this bank's generators."""
-        return run_styles(self.generators, batch, wanted, device)
+from fsg_ray.core.device import autocast
+from fsg_ray.core.models import Generator, pad_to_stride
 
 
 def run_styles(

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fsg_ray.core import masks
 from fsg_ray.core.models import VGG19Features
-from fsg_ray.io import compositing
 
 #: VGG taps of the evaluation style distance (those of AdaIN and of the random-VGG profile).
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -118,9 +118,9 @@ def silhouette_iou(a: Tensor, b: Tensor) -> float:
 
 def estimate_mask(img: Tensor) -> Tensor:
     """The garment mask (H, W) bool of a product shot on a plain background
-    (:func:`fsg_ray.io.compositing.auto_mask`)."""
+    (:func:`fsg_ray.core.masks.auto_mask`)."""
     rgb = (img.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return torch.from_numpy(compositing.auto_mask(np.ascontiguousarray(rgb)))
+    return torch.from_numpy(masks.auto_mask(np.ascontiguousarray(rgb)))
 
 
 def background_leakage(inp: Tensor, out: Tensor, mask: Tensor) -> float:

@@ -17,6 +17,7 @@ import hashlib
 import io
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +25,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fsg_ray.config import VGG_TAPS, ModelConfig
-from fsg_ray.io.storage import Storage, StorageOptions
 
 #: VGG-19 ("configuration E" of Simonyan & Zisserman): conv widths, "M" = 2x2 max-pool.
 VGG19_CFG: tuple[int | str, ...] = (
@@ -85,14 +85,19 @@ def random_vgg_state(seed: int) -> dict[str, Tensor]:
     return state
 
 
-def load_vgg_state(spec: str, storage: Storage | None = None) -> dict[str, Tensor]:
+#: Reads the bytes of a path or URI (e.g. :meth:`fsg_ray.io.storage.Storage.read_bytes`).
+ReadBytes = Callable[[str], bytes]
+
+
+def load_vgg_state(spec: str, read_bytes: ReadBytes | None = None) -> dict[str, Tensor]:
     """VGG-19 ``features.*`` weights for a ``vgg_weights`` spec.
 
     Args:
         spec: ``imagenet`` (torchvision's IMAGENET1K_V1, downloaded once into the torch hub
             cache), ``random:<seed>``, or a path/URI of a state dict (torchvision layout, with
             or without the ``features.`` prefix; classifier keys are ignored).
-        storage: reads a path/URI spec; by default with options from the environment.
+        read_bytes: Reads a path/URI spec. The core knows no storage: callers with paths or
+            URIs use :func:`fsg_ray.io.weights.load_vgg`, which passes its storage's reader.
 
     Raises:
         ValueError: the spec or the state dict is not usable, naming what is wrong.
@@ -103,13 +108,25 @@ def load_vgg_state(spec: str, storage: Storage | None = None) -> dict[str, Tenso
         state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
     elif m := re.fullmatch(r"random:(\d+)", spec):
         return random_vgg_state(int(m.group(1)))
+    elif read_bytes is None:
+        raise ValueError(
+            f"vgg_weights {spec!r}: a path or URI needs a reader (io.weights.load_vgg)"
+        )
     else:
         try:
-            data = (storage or Storage(StorageOptions.from_env())).read_bytes(spec)
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+            data = read_bytes(spec)
+        except OSError as e:
             raise ValueError(f"vgg_weights {spec!r}: cannot read a state dict: {e}") from e
+        state = vgg_state_from_bytes(data, spec)
     return _features_only(state, spec)
+
+
+def vgg_state_from_bytes(data: bytes, spec: str) -> dict[str, Tensor]:
+    """A state dict from ``torch.save`` bytes (tensors only: ``weights_only=True``)."""
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"vgg_weights {spec!r}: cannot read a state dict: {e}") from e
 
 
 def _features_only(state: dict[str, Tensor], spec: str) -> dict[str, Tensor]:
@@ -134,9 +151,9 @@ class VGGWeights:
     fingerprint: str
 
 
-def load_vgg(spec: str, storage: Storage | None = None) -> VGGWeights:
+def load_vgg(spec: str, read_bytes: ReadBytes | None = None) -> VGGWeights:
     """Loads the VGG-19 weights named by a ``vgg_weights`` spec (see :func:`load_vgg_state`)."""
-    state = load_vgg_state(spec, storage)
+    state = load_vgg_state(spec, read_bytes)
     return VGGWeights(spec, state, fingerprint(state))
 
 

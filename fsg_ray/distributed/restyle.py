@@ -52,10 +52,11 @@ import pyarrow.parquet as pq
 import ray.data
 import torch
 
-from fsg_ray.core.inference import StyleBank
+from fsg_ray.core import masks
 from fsg_ray.distributed import data
 from fsg_ray.io import compositing, images, registry
 from fsg_ray.io.compositing import FORMATS
+from fsg_ray.io.generators import StyleBank
 from fsg_ray.io.storage import (
     Storage,
     StorageError,
@@ -92,7 +93,7 @@ class RestyleConfig:
             ``image``, optional ``mask``).
         output: Where outputs and manifests go; must not be below an input prefix.
         styles: Style names; empty for every published style.
-        masks: ``auto`` (estimated: :func:`fsg_ray.io.compositing.auto_mask`), ``none`` (whole
+        masks: ``auto`` (estimated: :func:`fsg_ray.core.masks.auto_mask`), ``none`` (whole
             image), a prefix of masks matched by relative path stem (each input must have
             one), or None: the manifest's ``mask`` column where given, else the whole image.
         max_side: Longest output side; larger inputs are shrunk, keeping the aspect ratio.
@@ -444,7 +445,7 @@ def execute(p: Plan, storage: Storage) -> RestyleResult:
 
     The manifest is also written, with the rows so far, when the job stops on an error or an
     interrupt. Ray Data starts a local Ray if none is initialised; the CLI opens
-    :func:`fsg_ray.distributed.trainer.ray_session` first.
+    :func:`fsg_ray.distributed.session.ray_session` first.
     """
     t0 = time.perf_counter()
     rows = _Collector(storage, p.manifest, p.decided, p.outputs_to_make)
@@ -658,7 +659,7 @@ class Restyler:
     def _mask(self, plan: InputPlan, rgb: np.ndarray) -> np.ndarray | None:
         """The garment mask at the output size (None: the whole image)."""
         if self.settings.masks == MASKS_AUTO:
-            return compositing.auto_mask(rgb)
+            return masks.auto_mask(rgb)
         if self.settings.masks == MASKS_NONE or plan.mask is None:
             return None
         try:

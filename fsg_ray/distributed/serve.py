@@ -48,11 +48,12 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
 from fsg_ray.config import ServeConfig, from_dict
-from fsg_ray.core.inference import EncoderCache, run_styles
+from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import Generator
 from fsg_ray.distributed import api
 from fsg_ray.distributed.api import ApiError
 from fsg_ray.io import registry
+from fsg_ray.io.generators import EncoderCache
 from fsg_ray.io.storage import Storage, StorageError, StorageOptions
 
 log = logging.getLogger(__name__)
@@ -338,7 +339,7 @@ def app_builder(args: dict[str, Any]) -> serve.Application:
 def serve_forever(cfg: ServeConfig, host: str, port: int) -> None:
     """Starts Serve on ``host:port`` with the application and blocks until interrupted.
 
-    Ray must be initialised (the CLI opens :func:`fsg_ray.distributed.trainer.ray_session`).
+    Ray must be initialised (the CLI opens :func:`fsg_ray.distributed.session.ray_session`).
     """
     serve.start(http_options={"host": host, "port": port})
     try:

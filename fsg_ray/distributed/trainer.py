@@ -30,14 +30,13 @@ saves what it produces (checkpoints, registry).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -48,10 +47,10 @@ from torch import Tensor
 
 from fsg_ray.config import CatalogueConfig, StyleSpec, TrainConfig, from_dict, to_dict
 from fsg_ray.core import algorithm, transforms
-from fsg_ray.core.models import load_vgg
 from fsg_ray.distributed import data
 from fsg_ray.io import images, registry, visualize
 from fsg_ray.io.storage import NotFound, Storage, StorageError, StorageOptions, join
+from fsg_ray.io.weights import load_vgg
 
 log = logging.getLogger(__name__)
 
@@ -91,28 +90,6 @@ class StyleResult:
 
 
 # ---------------------------------------------------------------- the driver
-
-
-@contextlib.contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
-    """Joins ``address`` (or ``RAY_ADDRESS``), or starts a local Ray for the block's length.
-
-    A Ray that is already initialised (a notebook, a test session) is used as it is. A new
-    local Ray runs the dashboard: Ray Train's monitors query its state API.
-    """
-    if ray.is_initialized():
-        yield
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus}
-    # Every epoch of every shard would log its Ray Data plan and a progress bar.
-    quiet = {"env_vars": {"RAY_DATA_LOG_LEVEL": "WARNING"}}
-    ray.init(runtime_env=quiet, **kwargs)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def storage_for(cat: CatalogueConfig) -> Storage:

@@ -49,8 +49,9 @@ from typing import Any
 import torch
 
 from fsg_ray.core.algorithm import load_generator
-from fsg_ray.core.models import Generator, VGGWeights, load_vgg
+from fsg_ray.core.models import Generator, VGGWeights
 from fsg_ray.io.storage import NotFound, Storage, join, relative
+from fsg_ray.io.weights import load_vgg
 
 logger = logging.getLogger(__name__)
 

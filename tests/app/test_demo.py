@@ -16,7 +16,7 @@ from fsg_ray import config
 from fsg_ray.app import evaluate
 from fsg_ray.app.demo import run_demo
 from fsg_ray.app.main import main
-from fsg_ray.distributed import trainer
+from fsg_ray.distributed import session, trainer
 from fsg_ray.io import registry
 from fsg_ray.io.storage import Storage
 
@@ -123,7 +123,7 @@ def test_a_relative_out_reaches_the_ray_workers_as_an_absolute_path(
         return []
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(trainer, "ray_session", lambda **_: contextlib.nullcontext())
+    monkeypatch.setattr(session, "ray_session", lambda **_: contextlib.nullcontext())
     monkeypatch.setattr(trainer, "train_catalogue", train)
     run_demo(Path("rel"), quick=True, num_cpus=2)
     cat = seen["cat"]

@@ -28,9 +28,10 @@ from imagefiles import png_header
 from PIL import Image
 
 from fsg_ray.config import ServeConfig
-from fsg_ray.core.inference import EncoderCache, run_styles
+from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import Generator, VGGWeights
 from fsg_ray.io import registry
+from fsg_ray.io.generators import EncoderCache
 from fsg_ray.io.storage import Storage
 
 pytestmark = pytest.mark.ray
