@@ -236,7 +236,9 @@ def test_job_submit_trains_the_short_catalogue(head: dict[str, str], tmp_path: P
     )
     logs = done.stdout + done.stderr
     assert done.returncode == 0, logs[-4000:]
-    assert re.search(r"\[stripes\] global \d+/6 \| \d+/14 \|.*it/s \| ETA", logs)  # progress
+    # A progress line: every 10 s and at the last step, so on a fast machine only the last
+    # one (of whichever phase ends the schedule) is printed.
+    assert re.search(r"\[stripes\] (gan|global|patch) \d+/\d+ \| \d+/14 \|.*it/s \| ETA", logs)
     assert re.search(r"waves +published +14 ", logs)  # the summary table
     found = registry.list_styles(Storage(), str(tmp_path / "registry"))
     assert {s: i.current for s, i in found.items()} == {"stripes": "v1", "waves": "v1"}
