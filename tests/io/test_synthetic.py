@@ -1,4 +1,4 @@
-"""Tests of fsg_ray.io.synthetic: garments, masks, style textures and the dataset on disk."""
+"""Tests of the fsg_ray.io.synthetic package: garments, masks, style textures, the dataset."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from fsg_ray.io.synthetic import (
     GARMENT_KINDS,
     STYLE_NAMES,
     SyntheticLayout,
-    _image_seed,
     garment,
     style_texture,
     write_dataset,
 )
+from fsg_ray.io.synthetic.dataset import _image_seed
 
 SIZE = 96
 
