@@ -323,6 +323,6 @@ def test_serve_config_errors_name_the_key(data: dict, fragment: str) -> None:
     assert fragment in str(info.value)
 
 
-def test_serving_does_not_import_ray() -> None:
+def test_api_does_not_import_ray() -> None:
     code = "import sys, fsg_ray.distributed.api; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
