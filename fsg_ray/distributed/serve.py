@@ -31,12 +31,13 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -165,11 +166,43 @@ class Ingress:
             raise api.unknown_style(mid.partition("@")[0]) from None
 
 
+#: FastAPI publishes a route's docstring, up to its first form feed, as its OpenAPI description
+#: unless it is given one; the route docstrings below are notes for developers, so a route
+#: without a public description is given this (empty once cut at the form feed).
+_NO_DESCRIPTION = "\f"
+# The routes' OpenAPI summaries, and the one public description.
+_HEALTHZ = "Liveness: the ingress answers"
+_READYZ = "Readiness: the registry is readable and has styles"
+_STYLES = "The published styles and their versions"
+_RESTYLE = "Restyle a garment photo with a style"
+_RESTYLE_DESCRIPTION = (
+    "The photo is the body (Content-Type image/* or application/octet-stream) or the file field "
+    "'image' of multipart/form-data, with an optional garment mask in the file field 'mask' "
+    "(white = garment). Answers the restyled image."
+)
+#: G(x) on a generator replica: ``async (model id, (H, W, 3) uint8) -> (G(x), batch size)``.
+RunG = Callable[[str, np.ndarray], Awaitable[tuple[np.ndarray, int]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiContext:
+    """What the routes share, held on ``app.state`` and handed to them by :func:`_context`.
+
+    Attributes:
+        cfg: The service's config.
+        catalog: The published styles.
+        api_key: The key every route but the health checks requires; None for none.
+        run: G(x) on a generator replica.
+    """
+
+    cfg: ServeConfig
+    catalog: api.StyleCatalog
+    api_key: str | None
+    run: RunG
+
+
 def build_api(
-    cfg: ServeConfig,
-    catalog: api.StyleCatalog,
-    api_key: str | None,
-    run: Any,
+    cfg: ServeConfig, catalog: api.StyleCatalog, api_key: str | None, run: RunG
 ) -> FastAPI:
     """The FastAPI app: the routes, the error handlers and (if configured) CORS.
 
@@ -177,13 +210,14 @@ def build_api(
         cfg: The service's config.
         catalog: The published styles.
         api_key: The key every route but the health checks requires; None for none.
-        run: ``async (model id, (H, W, 3) uint8) -> (G(x), batch size)``.
+        run: G(x) on a generator replica.
     """
     app = FastAPI(
         title="fsg-ray style service",
         description="Restyle garment photos with published Fashion Style Generator styles.",
         version="1",
     )
+    app.state.context = ApiContext(cfg, catalog, api_key, run)
     _add_error_handlers(app)
     if cfg.cors_origins:
         app.add_middleware(
@@ -192,76 +226,97 @@ def build_api(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
-
-    def authorize(authorization: str | None, x_api_key: str | None) -> None:
-        api.check_api_key(api_key, authorization, x_api_key)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def page() -> HTMLResponse:
-        return HTMLResponse(
-            _PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"}
-        )
-
-    @app.get("/healthz", summary="Liveness: the ingress answers")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", summary="Readiness: the registry is readable and has styles")
-    async def readyz() -> JSONResponse:
-        try:
-            styles = await asyncio.to_thread(catalog.styles)
-        except StorageError:
-            log.exception("readiness: the registry cannot be read")
-            return _error(ApiError(503, "not_ready", "the style registry cannot be read"))
-        if not styles:
-            return _error(ApiError(503, "not_ready", "no style is published yet"))
-        return JSONResponse({"status": "ready", "styles": len(styles)})
-
-    @app.get("/v1/styles", summary="The published styles and their versions")
-    async def list_styles(
-        authorization: str | None = Header(None),
-        x_api_key: str | None = Header(None),
-    ) -> dict[str, Any]:
-        authorize(authorization, x_api_key)
-        return api.styles_json(await asyncio.to_thread(catalog.styles))
-
-    @app.post(
+    get, post, none = ["GET"], ["POST"], _NO_DESCRIPTION
+    route = app.add_api_route
+    route("/", page, methods=get, response_class=HTMLResponse, include_in_schema=False)
+    route("/healthz", healthz, methods=get, summary=_HEALTHZ, description=none)
+    route("/readyz", readyz, methods=get, summary=_READYZ, description=none)
+    route("/v1/styles", list_styles, methods=get, summary=_STYLES, description=none)
+    route(
         "/v1/styles/{style}/restyle",
-        summary="Restyle a garment photo with a style",
-        description="The photo is the body (Content-Type image/* or application/octet-stream) "
-        "or the file field 'image' of multipart/form-data, with an optional garment mask in "
-        "the file field 'mask' (white = garment). Answers the restyled image.",
+        restyle,
+        methods=post,
+        summary=_RESTYLE,
+        description=_RESTYLE_DESCRIPTION,
         response_class=Response,
         responses={200: {"content": {t: {} for t in ("image/png", "image/jpeg", "image/webp")}}},
     )
-    async def restyle(
-        request: Request,
-        style: str = PathParam(..., description="a style name from GET /v1/styles"),
-        max_side: str | None = Query(None, description="longest output side in px"),
-        format: str | None = Query(None, description="png (default), jpeg or webp"),
-        preserve_color: str | None = Query(None, description="true: keep the photo's colours"),
-        authorization: str | None = Header(None),
-        x_api_key: str | None = Header(None),
-    ) -> Response:
-        # The parameters document the options; parse_options reads and checks them, after auth.
-        authorize(authorization, x_api_key)
-        api.check_style_id(style)
-        options = api.parse_options(request.query_params, cfg)
-        kind = api.body_kind(request.headers.get("content-type"))
-        api.check_content_length(request.headers.get("content-length"), cfg.max_body_bytes)
-        body = await api.read_limited(request.stream(), cfg.max_body_bytes)
-        image, mask = (body, None)
-        if kind == "multipart":
-            image, mask = await api.split_multipart(request.headers, body)
-        version = await asyncio.to_thread(catalog.current, style)
-        prepared = await asyncio.to_thread(api.prepare, image, mask, options, cfg)
-        styled, batch = await run(api.model_id(style, version), prepared.image)
-        tag = {"style": style, "version": version}
-        data = await asyncio.to_thread(api.finish, styled, prepared, options, tag)
-        headers = api.result_headers(style, version, options, batch)
-        return Response(data, media_type=options.media_type, headers=headers)
-
     return app
+
+
+def _context(request: Request) -> ApiContext:
+    """The :class:`ApiContext` of the app that received ``request``."""
+    context = request.app.state.context
+    assert isinstance(context, ApiContext)
+    return context
+
+
+#: A route parameter that receives the app's :class:`ApiContext`.
+Context = Annotated[ApiContext, Depends(_context)]
+
+
+async def page() -> HTMLResponse:
+    """``GET /``: the web page (read per request, so an edited page shows without a restart)."""
+    return HTMLResponse(_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"})
+
+
+async def healthz() -> dict[str, str]:
+    """``GET /healthz``: liveness, no key and no storage."""
+    return {"status": "ok"}
+
+
+async def readyz(context: Context) -> JSONResponse:
+    """``GET /readyz``: 503 until the registry is readable and has a style; no key."""
+    try:
+        styles = await asyncio.to_thread(context.catalog.styles)
+    except StorageError:
+        log.exception("readiness: the registry cannot be read")
+        return _error(ApiError(503, "not_ready", "the style registry cannot be read"))
+    if not styles:
+        return _error(ApiError(503, "not_ready", "no style is published yet"))
+    return JSONResponse({"status": "ready", "styles": len(styles)})
+
+
+async def list_styles(
+    context: Context,
+    authorization: str | None = Header(None),
+    x_api_key: str | None = Header(None),
+) -> dict[str, Any]:
+    """``GET /v1/styles``: the published styles (:func:`fsg_ray.distributed.api.styles_json`)."""
+    api.check_api_key(context.api_key, authorization, x_api_key)
+    return api.styles_json(await asyncio.to_thread(context.catalog.styles))
+
+
+async def restyle(
+    request: Request,
+    context: Context,
+    style: str = PathParam(..., description="a style name from GET /v1/styles"),
+    max_side: str | None = Query(None, description="longest output side in px"),
+    format: str | None = Query(None, description="png (default), jpeg or webp"),
+    preserve_color: str | None = Query(None, description="true: keep the photo's colours"),
+    authorization: str | None = Header(None),
+    x_api_key: str | None = Header(None),
+) -> Response:
+    """``POST /v1/styles/{style}/restyle``: the steps of :mod:`fsg_ray.distributed.api`, in
+    its order, around G(x) on a generator replica."""
+    # The parameters document the options; parse_options reads and checks them, after auth.
+    cfg = context.cfg
+    api.check_api_key(context.api_key, authorization, x_api_key)
+    api.check_style_id(style)
+    options = api.parse_options(request.query_params, cfg)
+    kind = api.body_kind(request.headers.get("content-type"))
+    api.check_content_length(request.headers.get("content-length"), cfg.max_body_bytes)
+    body = await api.read_limited(request.stream(), cfg.max_body_bytes)
+    image, mask = (body, None)
+    if kind == "multipart":
+        image, mask = await api.split_multipart(request.headers, body)
+    version = await asyncio.to_thread(context.catalog.current, style)
+    prepared = await asyncio.to_thread(api.prepare, image, mask, options, cfg)
+    styled, batch = await context.run(api.model_id(style, version), prepared.image)
+    tag = {"style": style, "version": version}
+    data = await asyncio.to_thread(api.finish, styled, prepared, options, tag)
+    headers = api.result_headers(style, version, options, batch)
+    return Response(data, media_type=options.media_type, headers=headers)
 
 
 def _error(e: ApiError) -> JSONResponse:
@@ -270,35 +325,44 @@ def _error(e: ApiError) -> JSONResponse:
 
 def _add_error_handlers(app: FastAPI) -> None:
     """Every error is JSON ``{"error", "reason"}``; nothing internal is echoed."""
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(StorageError, _on_storage_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_internal_error)
 
-    async def api_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiError)
-        return _error(exc)
 
-    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(ApiError(400, "bad_request", f"{where}: {first.get('msg', 'invalid')}"))
+async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    """An :class:`ApiError` as it is."""
+    assert isinstance(exc, ApiError)
+    return _error(exc)
 
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(ApiError(exc.status_code, code, str(exc.detail), exc.headers))
 
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return _error(ApiError(500, "internal_error", "the server failed; the error is logged"))
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's parameter validation: 400 naming the first bad parameter."""
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return _error(ApiError(400, "bad_request", f"{where}: {first.get('msg', 'invalid')}"))
 
-    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error("registry read failed on %s", request.url.path, exc_info=exc)
-        return _error(ApiError(503, "unavailable", "the style registry cannot be read now"))
 
-    app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(StorageError, storage_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, internal_error)
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (no such route, wrong method) with their status and headers."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return _error(ApiError(exc.status_code, code, str(exc.detail), exc.headers))
+
+
+async def _on_internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """Anything else: 500, logged with its traceback, never echoed."""
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(ApiError(500, "internal_error", "the server failed; the error is logged"))
+
+
+async def _on_storage_error(request: Request, exc: Exception) -> JSONResponse:
+    """The registry cannot be read: 503, the storage location not named."""
+    log.error("registry read failed on %s", request.url.path, exc_info=exc)
+    return _error(ApiError(503, "unavailable", "the style registry cannot be read now"))
 
 
 def build_app(cfg: ServeConfig) -> serve.Application:

@@ -1,7 +1,8 @@
-"""Tests of fsg_ray.io.synthetic: garments, masks, style textures and the dataset on disk."""
+"""Tests of the fsg_ray.io.synthetic package: garments, masks, style textures, the dataset."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +15,11 @@ from fsg_ray.io.synthetic import (
     GARMENT_KINDS,
     STYLE_NAMES,
     SyntheticLayout,
-    _image_seed,
     garment,
     style_texture,
     write_dataset,
 )
+from fsg_ray.io.synthetic.dataset import _image_seed
 
 SIZE = 96
 
@@ -216,3 +217,51 @@ def test_split_seeds_are_disjoint() -> None:
     seeds = [_image_seed(0, split, i) for split in ("full", "shop", "heldout") for i in range(200)]
     assert len(set(seeds)) == len(seeds)
     assert _image_seed(0, "shop", 3) != _image_seed(1, "shop", 3)
+
+
+def _digest(*parts: Image.Image | bytes) -> str:
+    d = hashlib.sha256()
+    for part in parts:
+        d.update(part if isinstance(part, bytes) else np.asarray(part).tobytes())
+    return d.hexdigest()[:16]
+
+
+# Output pins, taken before synthetic.py became a package (#14): the split must not change a
+# single pixel. They depend on the numpy and Pillow builds (float32 trig, JPEG encoder), so a
+# dependency upgrade may legitimately change them; a refactor may not.
+GARMENT_PINS = {"plain": "389bd7ec35c407a8", "cluttered": "160e521a4a3abee4"}
+TEXTURE_PINS = {
+    "stripes": "5548a8fced21f295",
+    "dots": "57bdb949f7938a74",
+    "waves": "89d27e13e3fe1296",
+    "leopard": "ac47e9f245530f06",
+    "checks": "5d5d763f9cc3896b",
+    "porcelain": "87e1800e18291f2c",
+}
+
+
+@pytest.mark.parametrize("background", sorted(GARMENT_PINS))
+def test_garment_output_is_pinned(background: str) -> None:
+    assert _digest(*garment(7, SIZE, background=background)) == GARMENT_PINS[background]
+
+
+@pytest.mark.parametrize("name", STYLE_NAMES)
+def test_style_texture_output_is_pinned(name: str) -> None:
+    assert _digest(style_texture(name, 64, seed=3)) == TEXTURE_PINS[name]
+
+
+def test_dataset_files_are_pinned(tmp_path: Path) -> None:
+    write_dataset(
+        tmp_path,
+        seed=2,
+        n_full=1,
+        n_shop=1,
+        n_heldout=1,
+        full_size=40,
+        shop_size=40,
+        style_size=40,
+        styles=("checks",),
+    )
+    files = _files(tmp_path)
+    parts = [part for rel in sorted(files) for part in (rel.encode(), files[rel])]
+    assert _digest(*parts) == "815dc1637fd8b721"

@@ -1,39 +1,26 @@
-"""Offline stand-ins for the paper's data: garments with masks, and style textures.
+"""Garment photos with exact masks: shirt, dress, trousers or skirt, drawn from a seed.
 
-Fashion144k street photos, shop photos and style images cannot be downloaded here, so this
-module draws deterministic substitutes from a seed and writes them as real JPEG/PNG files:
-``garment`` (shirt, dress, trousers or skirt on a plain shop backdrop or a cluttered
-street-like one, with its exact mask), ``style_texture`` (six periodic textures whose period is
-about 1/6-1/10 of the side, so a 128 px crop of a 256 px texture shows the pattern) and
-``write_dataset`` (all of it in the ``SyntheticLayout`` folders). All randomness comes from
-``numpy.random.default_rng``; drawing is vectorised numpy plus ``PIL.ImageDraw``.
+A silhouette is drawn in its own frame (polygons plus darker seams, hems and buttons), placed
+on the canvas with a random scale, offset and slight rotation, shaded (light from above, side
+falloff, folds, an optional subtle print) and put on a plain shop backdrop or a cluttered
+street-like one. All randomness comes from one ``numpy.random.default_rng(seed)``.
 """
 
 from __future__ import annotations
 
 import colorsys
-import io
-import logging
-import os
-import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
-from pathlib import Path
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-logger = logging.getLogger(__name__)
+from fsg_ray.io.synthetic._common import Rng, check_choice, check_size, grid
 
 GARMENT_KINDS: tuple[str, ...] = ("shirt", "dress", "trousers", "skirt")
-STYLE_NAMES: tuple[str, ...] = ("stripes", "dots", "waves", "leopard", "checks", "porcelain")
 BACKGROUNDS: tuple[str, ...] = ("plain", "cluttered")
-MIN_SIZE = 32
-JPEG_QUALITY = 92
 
 Points = list[tuple[float, float]]
-Rng = np.random.Generator
 
 
 class _Detail(NamedTuple):
@@ -58,16 +45,6 @@ class _Placement(NamedTuple):
     centre: np.ndarray  # (2,) pixels
     scale: float  # pixels per garment unit
     angle: float  # radians
-
-
-def _check_choice(value: str, valid: Sequence[str], what: str) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
-
-
-def _check_size(size: int) -> None:
-    if size < MIN_SIZE:
-        raise ValueError(f"size must be >= {MIN_SIZE}, got {size}")
 
 
 # ---------------------------------------------------------------- garment silhouettes
@@ -348,7 +325,7 @@ def _cluttered_background(rng: Rng, size: int) -> np.ndarray:
     """Street-photo-like clutter: a gradient, rectangles and blobs, blur and sensor noise."""
     c0, c1 = rng.uniform(30, 230, (2, 3))
     a = rng.uniform(0, 2 * np.pi)
-    xx, yy = _grid(size)
+    xx, yy = grid(size)
     xx, yy = xx / size, yy / size
     t = np.clip(0.5 + (xx - 0.5) * np.cos(a) + (yy - 0.5) * np.sin(a), 0, 1)[..., None]
     canvas = Image.fromarray(((1 - t) * c0 + t * c1).astype(np.uint8))
@@ -381,10 +358,10 @@ def garment(
     Raises:
         ValueError: For an unknown kind or background, or a size below 32.
     """
-    _check_size(size)
-    _check_choice(background, BACKGROUNDS, "background")
+    check_size(size)
+    check_choice(background, BACKGROUNDS, "background")
     if kind is not None:
-        _check_choice(kind, GARMENT_KINDS, "garment kind")
+        check_choice(kind, GARMENT_KINDS, "garment kind")
     rng = np.random.default_rng(seed)
     drawn_kind = GARMENT_KINDS[int(rng.integers(len(GARMENT_KINDS)))]
     shape = _SHAPES[kind or drawn_kind](rng)
@@ -397,278 +374,3 @@ def garment(
         bg = _cluttered_background(rng, size)
     rgb = np.where(np.asarray(mask)[..., None] > 0, fabric, bg)
     return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB"), mask
-
-
-# ---------------------------------------------------------------- style textures
-
-
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    return xx, yy
-
-
-def _pick(rng: Rng, palettes: Sequence[Sequence[tuple[int, int, int]]]) -> np.ndarray:
-    return np.array(palettes[int(rng.integers(len(palettes)))], np.float32)
-
-
-def _stripes(rng: Rng, size: int) -> np.ndarray:
-    """Bold diagonal stripes in 2-3 colours."""
-    pal = _pick(
-        rng,
-        [
-            [(220, 40, 50), (250, 240, 225), (25, 40, 95)],
-            [(255, 200, 30), (20, 20, 25)],
-            [(0, 150, 140), (250, 120, 60), (250, 245, 230)],
-        ],
-    )
-    xx, yy = _grid(size)
-    a = np.deg2rad(rng.uniform(35, 55))
-    u = (xx * np.cos(a) + yy * np.sin(a)) / size * rng.uniform(6, 9)
-    bounds = np.cumsum(rng.dirichlet(np.full(len(pal), 4.0)))[:-1]
-    return pal[np.searchsorted(bounds, u % 1.0)]
-
-
-def _dots(rng: Rng, size: int) -> np.ndarray:
-    """Polka dots on a staggered grid."""
-    bg, dot = _pick(
-        rng,
-        [
-            [(200, 20, 45), (255, 250, 240)],
-            [(20, 30, 80), (255, 215, 60)],
-            [(15, 15, 15), (245, 245, 245)],
-        ],
-    )
-    xx, yy = _grid(size)
-    p = size / rng.uniform(6.5, 8.5)
-    xs = xx + (np.floor(yy / p) % 2) * p / 2
-    d = np.hypot(xs % p - p / 2, yy % p - p / 2)
-    alpha = np.clip(0.3 * p - d + 0.5, 0, 1)[..., None]  # 1 px anti-aliased edge
-    return (1 - alpha) * bg + alpha * dot
-
-
-def _waves(rng: Rng, size: int) -> np.ndarray:
-    """Hokusai-like wavy bands: navy troughs, light blue slopes, white foam crests."""
-    navy, light, foam = np.array([(15, 35, 90), (90, 150, 205), (245, 248, 250)], np.float32)
-    xx, yy = _grid(size)
-    p, lam = size / rng.uniform(6, 8), size / rng.uniform(4.5, 6)
-    t = 2 * np.pi * xx / lam + rng.uniform(0, 2 * np.pi)
-    f = (yy / p + 0.35 * np.sin(t) + 0.15 * np.sin(2 * t + 1.0)) % 1.0
-    body = light + (navy - light) * np.clip((f[..., None] - 0.15) / 0.85, 0, 1)
-    crest = (f < 0.12) | ((np.abs(f - 0.5) < 0.03) & (np.sin(3 * t) > 0))
-    return np.where(crest[..., None], foam, body)
-
-
-def _rosettes(rng: Rng, xx: np.ndarray, yy: np.ndarray, p: float) -> tuple[np.ndarray, ...]:
-    """Masks (ring, centre) of one jittered, irregular, broken rosette per p x p cell."""
-    n = int(np.ceil(max(xx.max(), yy.max()) / p)) + 3  # cells, padded by one on each side
-    lo = np.array([-0.15, -0.15, 0.26, 0, 0, 0])[:, None]
-    hi = np.array([0.15, 0.15, 0.38, 2 * np.pi, 2 * np.pi, 2 * np.pi])[:, None]
-    table = rng.uniform(lo, hi, (6, n * n)).astype(np.float32)  # jitter x, y, radius, phases
-    ci, cj = np.floor(xx / p).astype(np.intp), np.floor(yy / p).astype(np.intp)
-    # A rosette reaches < 0.15 cell into a neighbour: test own cell + nearest neighbours.
-    side_i, side_j = np.where(xx / p - ci < 0.5, -1, 1), np.where(yy / p - cj < 0.5, -1, 1)
-    ring, centre = np.zeros(xx.shape, bool), np.zeros(xx.shape, bool)
-    for fi, fj in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        i, j = ci + fi * side_i, cj + fj * side_j
-        jx, jy, rad, ph0, ph1, ph2 = table.take((j + 1) * n + i + 1, axis=1)
-        x0, y0 = (i.astype(np.float32) + 0.5 + jx) * p, (j.astype(np.float32) + 0.5 + jy) * p
-        dx, dy = xx - x0, (yy - y0) * 1.2  # float32 throughout: trig dominates the cost
-        r, th = np.hypot(dx, dy), np.arctan2(dy, dx)
-        outer = rad * p * (1 + 0.2 * np.sin(3 * th + ph0) + 0.1 * np.sin(5 * th + ph1))
-        ring |= (r < outer) & (r > 0.55 * outer) & (np.sin(2 * th + ph2) < 0.8)  # broken rings
-        centre |= r <= 0.55 * outer
-    return ring, centre
-
-
-def _leopard(rng: Rng, size: int) -> np.ndarray:
-    """Irregular, broken dark rosettes with orange-brown centres on tan."""
-    xx, yy = _grid(size)
-    p = size / rng.uniform(6, 8)
-    ring, centre = _rosettes(rng, xx, yy, p)
-    mottle = 1 + 0.06 * np.sin(xx / p * 1.7) * np.cos(yy / p * 1.3)
-    tan, brown, dark = np.array([(215, 160, 85), (175, 100, 40), (40, 25, 15)], np.float32)
-    out = np.where(centre[..., None], brown, tan * mottle[..., None])
-    return np.where(ring[..., None], dark, out)
-
-
-def _checks(rng: Rng, size: int) -> np.ndarray:
-    """Tartan: one sett of coloured bands crossed with itself, woven in a 2/2 twill."""
-    pal = _pick(
-        rng,
-        [
-            [(180, 20, 35), (20, 60, 40), (20, 30, 70), (240, 200, 40)],
-            [(30, 50, 110), (20, 80, 60), (10, 10, 15), (235, 235, 230)],
-        ],
-    )
-    sett = np.array([0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 2, 2, 2, 3, 2, 2, 2])
-    xx, yy = _grid(size)
-    p = size / rng.uniform(6, 8)
-    warp = pal[sett[(xx % p / p * len(sett)).astype(int)]]
-    weft = pal[sett[(yy % p / p * len(sett)).astype(int)]]
-    twill = (((xx + yy) // 2) % 2 == 0)[..., None]
-    return 0.3 * (warp + weft) + 0.4 * np.where(twill, warp, weft)
-
-
-def _porcelain(rng: Rng, size: int) -> np.ndarray:
-    """Blue-and-white porcelain: cobalt spirals, five-petal flowers and vines on white."""
-    xx, yy = _grid(size)
-    p = size / rng.uniform(5.5, 7)
-    cx, cy = xx % p - p / 2, yy % p - p / 2
-    r, th = np.hypot(cx, cy), np.arctan2(cy, cx)
-    odd = (np.floor(xx / p) + np.floor(yy / p)) % 2 > 0
-    turn = (r / (0.03 * p) - np.where(odd, th, -th)) / (2 * np.pi)  # Archimedean spiral arms
-    spiral = (np.abs(turn - np.round(turn)) * 0.06 * np.pi < 0.045) & (r < 0.42 * p)
-    petal = 0.4 * p * np.abs(np.cos(2.5 * th + rng.uniform(0, np.pi)))
-    flower = (np.abs(r - petal) < 0.035 * p) | (r < 0.08 * p)
-    ink = np.where(odd, spiral, flower) + 0.25 * ((r < 0.8 * petal) & ~odd)
-    ink = ink + 0.8 * (np.abs(cy + p / 2 - 0.06 * p * np.sin(4 * np.pi * xx / p)) < 0.02 * p)
-    blur = ImageFilter.GaussianBlur(max(0.4, size / 400))  # ink bleeding into the glaze
-    ink_img = Image.fromarray((np.clip(ink, 0, 1) * 255).astype(np.uint8)).filter(blur)
-    alpha = np.asarray(ink_img, np.float32)[..., None] / 255
-    white, cobalt = np.array([(246, 246, 240), (25, 55, 150)], np.float32)
-    return (1 - alpha) * white + alpha * cobalt
-
-
-_TEXTURES: dict[str, Callable[[Rng, int], np.ndarray]] = {
-    "stripes": _stripes,
-    "dots": _dots,
-    "waves": _waves,
-    "leopard": _leopard,
-    "checks": _checks,
-    "porcelain": _porcelain,
-}
-
-
-def style_texture(name: str, size: int = 256, seed: int = 0) -> Image.Image:
-    """Draws a procedural style image.
-
-    Args:
-        name: One of ``STYLE_NAMES``.
-        size: Side of the square image in pixels, at least 32.
-        seed: Varies palette, angle, period and phase within the style.
-
-    Returns:
-        An RGB image tiled with the pattern, period about 1/6-1/10 of ``size``.
-
-    Raises:
-        ValueError: For an unknown name or a size below 32.
-    """
-    _check_choice(name, STYLE_NAMES, "style")
-    _check_size(size)
-    rgb = _TEXTURES[name](np.random.default_rng(seed), size)
-    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
-
-
-# ---------------------------------------------------------------- dataset on disk
-
-
-@dataclass(frozen=True)
-class SyntheticLayout:
-    """Folder names of a synthetic dataset, relative to its root."""
-
-    full: str = "full"  # Fashion144k-like full images (cluttered backgrounds, JPEG)
-    shop: str = "shop"  # shop photos (plain backgrounds, JPEG)
-    shop_masks: str = "shop_masks"  # masks of shop photos, PNG, same file stem as the photo
-    styles: str = "styles"  # one PNG per style, <name>.png
-    heldout: str = "heldout"  # held-out test garments (plain background, JPEG) ...
-    heldout_masks: str = "heldout_masks"  # ... and their masks (PNG)
-
-
-_SPLIT_IDS = {"full": 0, "shop": 1, "heldout": 2}
-
-
-def _image_seed(seed: int, split: str, index: int) -> int:
-    """Independent per-image seed derived from (dataset seed, split, index)."""
-    seq = np.random.SeedSequence(seed, spawn_key=(_SPLIT_IDS[split], index))
-    return int(seq.generate_state(1, np.uint64)[0])
-
-
-def _write_atomic(image: Image.Image, path: Path) -> None:
-    """Encodes ``image`` (JPEG or PNG by suffix) to a temp file beside ``path``, then renames."""
-    buf = io.BytesIO()
-    if path.suffix == ".jpg":
-        image.save(buf, format="JPEG", quality=JPEG_QUALITY)
-    else:
-        image.save(buf, format="PNG")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _images(
-    seed: int, n_full: int, n_shop: int, n_heldout: int, full_size: int, shop_size: int
-) -> list[tuple[str, str, Image.Image]]:
-    """(folder, file name, image) of every garment image and mask of the dataset."""
-    out = []
-    for i in range(n_full):
-        image, _ = garment(_image_seed(seed, "full", i), full_size, background="cluttered")
-        out.append(("full", f"{i:06d}.jpg", image))
-    for i in range(n_shop):
-        image, mask = garment(_image_seed(seed, "shop", i), shop_size)
-        out += [("shop", f"{i:06d}.jpg", image), ("shop_masks", f"{i:06d}.png", mask)]
-    for i in range(n_heldout):
-        kind = GARMENT_KINDS[i % len(GARMENT_KINDS)]
-        image, mask = garment(_image_seed(seed, "heldout", i), shop_size, kind=kind)
-        out += [("heldout", f"{i:06d}.jpg", image), ("heldout_masks", f"{i:06d}.png", mask)]
-    return out
-
-
-def write_dataset(
-    out_dir: str | os.PathLike,
-    *,
-    seed: int = 0,
-    n_full: int = 64,
-    n_shop: int = 16,
-    n_heldout: int = 4,
-    full_size: int = 256,
-    shop_size: int = 256,
-    style_size: int = 256,
-    styles: Sequence[str] = STYLE_NAMES,
-) -> dict[str, list[str]]:
-    """Writes a synthetic dataset in ``SyntheticLayout`` under ``out_dir``.
-
-    Full images (cluttered), shop photos and held-out garments (plain) use disjoint
-    per-image seeds derived from (seed, split, index); held-out garments cycle through
-    ``GARMENT_KINDS``. The same arguments give byte-identical files; each file is written
-    atomically.
-
-    Args:
-        out_dir: Root folder; created if missing.
-        seed: Dataset seed (non-negative).
-        n_full: Number of full (street-like) images.
-        n_shop: Number of shop photos, each with a mask of the same stem.
-        n_heldout: Number of held-out garments, each with a mask of the same stem.
-        full_size: Side of full images in pixels.
-        shop_size: Side of shop photos, held-out garments and their masks.
-        style_size: Side of style images.
-        styles: Style names to write, each from ``STYLE_NAMES``.
-
-    Returns:
-        Folder name -> sorted relative paths written, e.g. ``"shop_masks/000003.png"``.
-
-    Raises:
-        ValueError: For an unknown style, a negative count or a size below 32.
-    """
-    for name in styles:
-        _check_choice(name, STYLE_NAMES, "style")
-    for size in (full_size, shop_size, style_size):
-        _check_size(size)
-    if min(n_full, n_shop, n_heldout) < 0:
-        raise ValueError(f"counts must be >= 0, got {n_full=}, {n_shop=}, {n_heldout=}")
-    layout, root = SyntheticLayout(), Path(out_dir)
-    items = _images(seed, n_full, n_shop, n_heldout, full_size, shop_size)
-    items += [("styles", f"{name}.png", style_texture(name, style_size, seed)) for name in styles]
-    written: dict[str, list[str]] = {f.name: [] for f in fields(layout)}
-    for folder in written:
-        (root / getattr(layout, folder)).mkdir(parents=True, exist_ok=True)
-    for folder, file_name, image in items:
-        rel = f"{getattr(layout, folder)}/{file_name}"
-        _write_atomic(image, root / rel)
-        written[folder].append(rel)
-    logger.info("wrote synthetic dataset to %s: %s", root, {k: len(v) for k, v in written.items()})
-    return {k: sorted(v) for k, v in written.items()}
