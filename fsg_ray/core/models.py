@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fsg_ray.config import VGG_TAPS, ModelConfig
-from fsg_ray.io.storage import Storage, StorageOptions
+from fsg_ray.config import VGG_TAPS, ModelConfig, StorageOptions
+from fsg_ray.io.storage import Storage
 
 #: VGG-19 ("configuration E" of Simonyan & Zisserman): conv widths, "M" = 2x2 max-pool.
 VGG19_CFG: tuple[int | str, ...] = (

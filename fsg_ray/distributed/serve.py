@@ -47,13 +47,13 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
-from fsg_ray.config import ServeConfig, from_dict
+from fsg_ray.config import ServeConfig, StorageOptions, from_dict
 from fsg_ray.core.inference import EncoderCache, run_styles
 from fsg_ray.core.models import Generator
 from fsg_ray.distributed import api
 from fsg_ray.distributed.api import ApiError
 from fsg_ray.io import registry
-from fsg_ray.io.storage import Storage, StorageError, StorageOptions
+from fsg_ray.io.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ _PAGE = resources.files("fsg_ray.distributed").joinpath("web", "index.html")
 
 def storage_for(cfg: ServeConfig) -> Storage:
     """Storage with the config's S3 endpoint and region over the environment's."""
-    return Storage(StorageOptions.given(cfg.s3_endpoint, cfg.s3_region))
+    return Storage(StorageOptions.given(cfg.endpoint_url, cfg.s3_region))
 
 
 class StyleGenerators:
