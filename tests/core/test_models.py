@@ -114,7 +114,8 @@ def test_instance_norm_decoder_does_not_depend_on_the_batch(vgg: models.VGGWeigh
 def test_state_dict_loads_from_s3(s3_server: str, s3_bucket: str, vgg: models.VGGWeights) -> None:
     import io
 
-    from fsg_ray.io.storage import Storage, StorageOptions
+    from fsg_ray.config import StorageOptions
+    from fsg_ray.io.storage import Storage
 
     storage = Storage(StorageOptions(endpoint_url=s3_server))
     buf = io.BytesIO()
