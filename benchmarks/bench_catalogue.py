@@ -57,7 +57,7 @@ def concurrency(steps: int, styles: int, cpus_per_style: int) -> dict[str, Any]:
     names = list(demo.DEMO_STYLES + ("dots", "checks"))[:styles]
     train = demo.demo_config()
     gan = steps // 4
-    train = config.replace(
+    train = config.override(
         train,
         schedule={
             "gan_init_steps": gan,
@@ -118,7 +118,7 @@ def concurrency(steps: int, styles: int, cpus_per_style: int) -> dict[str, Any]:
 
 def paper_step_times(device: torch.device, repeats: int) -> dict[str, Any]:
     """Seconds per step of each phase at the paper's shapes, and the projected schedule time."""
-    cfg = config.replace(config.TrainConfig(), model={"vgg_weights": "random:0"})
+    cfg = config.override(config.TrainConfig(), model={"vgg_weights": "random:0"})
     vgg = load_vgg("random:0")
     style = torch.rand(1, 3, cfg.data.style_size, cfg.data.style_size)
     run = algorithm.new_run(cfg, vgg, style, device)

@@ -43,13 +43,14 @@ from typing import Any
 import torch
 
 from fsg_ray.app.demo import demo_config
-from fsg_ray.config import DataConfig, TrainConfig
+from fsg_ray.config import DataConfig, StorageOptions, TrainConfig
 from fsg_ray.core import algorithm, transforms
 from fsg_ray.core.models import load_vgg
 from fsg_ray.distributed import data
 from fsg_ray.io import images, synthetic
 from fsg_ray.io.folders import IMAGE_SUFFIXES
-from fsg_ray.io.storage import Storage, StorageOptions, join, relative
+from fsg_ray.io.storage import Storage
+from fsg_ray.io.uri import join, relative
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "data-plane-cpu"

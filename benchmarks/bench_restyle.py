@@ -96,7 +96,7 @@ def bare_loop(reg: str, photos: Path, masks: Path, out: Path, max_side: int) -> 
 
 def job(reg: str, photos: Path, masks: Path, out: Path, max_side: int, actors: int) -> float:
     """Seconds for ``restyle.restyle`` (plan, Ray Data job, manifest) on the running Ray."""
-    cfg = restyle.RestyleConfig(
+    cfg = config.RestyleConfig(
         registry=reg,
         input=str(photos),
         output=str(out),

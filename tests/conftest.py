@@ -213,7 +213,9 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def data_bucket(data_root: Path, s3_server: str, s3_client: Any) -> str:
     """The same dataset in a bucket on the moto server, as ``s3://fsg-data/root``."""
-    from fsg_ray.io.storage import Storage, StorageOptions, join, relative
+    from fsg_ray.config import StorageOptions
+    from fsg_ray.io.storage import Storage
+    from fsg_ray.io.uri import join, relative
 
     s3_client.create_bucket(Bucket="fsg-data")
     storage = Storage(StorageOptions(endpoint_url=s3_server, region="us-east-1"))

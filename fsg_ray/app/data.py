@@ -21,9 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fsg_ray.app.options import Parents
+from fsg_ray.config import StorageOptions
 from fsg_ray.io import images, synthetic
 from fsg_ray.io.folders import IMAGE_SUFFIXES
-from fsg_ray.io.storage import Storage, StorageError, StorageOptions, join, relative
+from fsg_ray.io.storage import Storage, StorageError
+from fsg_ray.io.uri import join, relative
 
 #: Files decoded at once by ``fsg data inspect``.
 INSPECT_THREADS = 8
@@ -49,7 +52,9 @@ class Inspection:
     ignored: int = 0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: Parents
+) -> None:
     """Adds ``fsg data synth``, ``inspect`` and ``copy`` to the ``fsg`` command."""
     data = subparsers.add_parser(
         "data",
@@ -59,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = data.add_subparsers(dest="data_command", required=True)
     synth = sub.add_parser(
         "synth",
+        parents=[parents.endpoint],
         help="write the synthetic dataset (full images, shop photos + masks, styles) to a URI",
         description="Writes the synthetic dataset in its folder layout (full/, shop/, "
         "shop_masks/, styles/, heldout/, heldout_masks/) below --out, every file atomically.",
@@ -68,10 +74,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     synth.add_argument("--n-full", type=int, default=64, help="full images (default: 64)")
     synth.add_argument("--n-shop", type=int, default=16, help="shop photos (default: 16)")
     synth.add_argument("--size", type=int, default=256, help="image side in px (default: 256)")
-    _add_endpoint(synth)
     synth.set_defaults(func=synth_command)
     inspect = sub.add_parser(
         "inspect",
+        parents=[parents.endpoint],
         help="count images per folder, summarise sizes, list bad files with reasons",
         description="Decodes every image below a prefix, or listed in a manifest (.csv or "
         ".parquet with columns image[, mask]), as training would.",
@@ -79,10 +85,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "listed), 2 when the URI cannot be read.",
     )
     inspect.add_argument("uri", help="folder, prefix or manifest to inspect")
-    _add_endpoint(inspect)
     inspect.set_defaults(func=inspect_command)
     copy = sub.add_parser(
         "copy",
+        parents=[parents.endpoint],
         help="copy every file below a folder or prefix to another (local <-> S3)",
         description="Copies each file below SRC to the same relative path below DST, "
         "streaming and atomically (a reader never sees half a file). Local folders, "
@@ -90,17 +96,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     copy.add_argument("src", help="source folder or prefix (URI)")
     copy.add_argument("dst", help="destination folder or prefix (URI)")
-    _add_endpoint(copy)
     copy.set_defaults(func=copy_command)
-
-
-def _add_endpoint(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--endpoint-url",
-        default=None,
-        help="S3 endpoint such as http://127.0.0.1:9000 (default: AWS_ENDPOINT_URL_S3 or "
-        "AWS_ENDPOINT_URL, else AWS itself)",
-    )
 
 
 def _storage(args: argparse.Namespace) -> Storage:

@@ -37,11 +37,13 @@ from PIL import Image
 from torch import Tensor
 
 from fsg_ray import config
+from fsg_ray.config import StorageOptions
 from fsg_ray.core.models import Generator
 from fsg_ray.distributed import session, trainer
 from fsg_ray.io import images, registry, synthetic, visualize
 from fsg_ray.io.folders import list_images, load_folder
-from fsg_ray.io.storage import Storage, StorageOptions, atomic_write_bytes, join
+from fsg_ray.io.storage import Storage, atomic_write_bytes
+from fsg_ray.io.uri import join
 from fsg_ray.io.weights import load_vgg
 
 log = logging.getLogger(__name__)
@@ -152,7 +154,7 @@ def demo_catalogue(
             "storage": {
                 "runs": join(out_uri, "runs"),
                 "registry": join(out_uri, "registry"),
-                "s3_endpoint": endpoint,
+                "endpoint_url": endpoint,
                 "s3_region": "us-east-1" if endpoint else None,
             },
             "max_failures": 1,

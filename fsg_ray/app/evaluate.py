@@ -33,17 +33,17 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from fsg_ray.config import TrainConfig, from_dict
+from fsg_ray.config import EvalConfig, TrainConfig, from_dict
 from fsg_ray.core import baselines, metrics
 from fsg_ray.core.models import VGG19Features, VGGWeights
 from fsg_ray.io import compositing, images, registry, visualize
 from fsg_ray.io.folders import IMAGE_SUFFIXES
-from fsg_ray.io.storage import Storage, join, relative
+from fsg_ray.io.storage import Storage
+from fsg_ray.io.uri import join, relative
 from fsg_ray.io.weights import load_vgg
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_SIDE = 256
 SHEET_CELL = 160
 #: Forward passes timed per garment and generator; the fastest counts.
 TIME_REPEATS = 3
@@ -63,40 +63,6 @@ COLUMNS = (
     ("leakage", "leakage", False),
     ("seconds_per_image", "s / image", False),
 )
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """What ``fsg eval`` compares, on what.
-
-    Attributes:
-        registry: URI of the style registry.
-        style: The base style; every entry of the registry with this base style is a method.
-        images: URI prefix of the garment photos to restyle.
-        out: Where the sheet, the tables and the outputs go (a folder or prefix URI).
-        masks: URI prefix of their garment masks, matched by relative path without suffix;
-            None estimates them (:func:`fsg_ray.core.masks.auto_mask`).
-        gatys_iters: L-BFGS iterations of NeuralST (the paper's 200); 0 leaves it out.
-        max_side: Larger photos are shrunk to this long side first.
-        eval_vgg: VGG weights of the evaluation style distance; None: see
-            :func:`default_eval_vgg`.
-    """
-
-    registry: str
-    style: str
-    images: str
-    out: str
-    masks: str | None = None
-    gatys_iters: int = 200
-    max_side: int = DEFAULT_MAX_SIDE
-    eval_vgg: str | None = None
-
-    def __post_init__(self) -> None:
-        registry.check_style(self.style)
-        if self.gatys_iters < 0:
-            raise ValueError(f"gatys_iters must be >= 0 (0: no Gatys), got {self.gatys_iters}")
-        if self.max_side < 16:
-            raise ValueError(f"max_side must be >= 16, got {self.max_side}")
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,8 @@ from fsg_ray.config import DataConfig
 from fsg_ray.core import transforms
 from fsg_ray.io import images
 from fsg_ray.io.folders import IMAGE_SUFFIXES
-from fsg_ray.io.storage import Storage, StorageError, join, parse_uri, relative
+from fsg_ray.io.storage import Storage, StorageError
+from fsg_ray.io.uri import join, parse_uri, relative
 
 log = logging.getLogger(__name__)
 

@@ -52,27 +52,19 @@ import pyarrow.parquet as pq
 import ray.data
 import torch
 
+from fsg_ray.config import MASKS_AUTO, MASKS_NONE, RestyleConfig, StorageOptions
 from fsg_ray.core import masks
 from fsg_ray.distributed import data
 from fsg_ray.io import compositing, images, registry
 from fsg_ray.io.compositing import FORMATS
 from fsg_ray.io.generators import StyleBank
-from fsg_ray.io.storage import (
-    Storage,
-    StorageError,
-    StorageOptions,
-    absolute,
-    join,
-    parse_uri,
-    relative,
-)
+from fsg_ray.io.storage import Storage, StorageError
+from fsg_ray.io.uri import join, parse_uri, relative
 
 log = logging.getLogger(__name__)
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
-MASKS_AUTO, MASKS_NONE = "auto", "none"
 MANIFEST_DIR = "_manifest"
-DEFAULT_MAX_SIDE = 1024
 #: Images per actor call; those of equal size in it go through G as one tensor batch.
 BATCH_IMAGES = 8
 #: Input files per read task.
@@ -81,64 +73,6 @@ FILES_PER_BLOCK = 16
 PROGRESS_EVERY_S = 10.0
 #: Seconds between two rewrites of the running job's manifest.
 MANIFEST_EVERY_S = 60.0
-
-
-@dataclass(frozen=True)
-class RestyleConfig:
-    """One ``fsg restyle`` job, validated on creation.
-
-    Attributes:
-        registry: The style registry (URI).
-        input: A prefix of product photos, or a ``.csv``/``.parquet`` manifest (column
-            ``image``, optional ``mask``).
-        output: Where outputs and manifests go; must not be below an input prefix.
-        styles: Style names; empty for every published style.
-        masks: ``auto`` (estimated: :func:`fsg_ray.core.masks.auto_mask`), ``none`` (whole
-            image), a prefix of masks matched by relative path stem (each input must have
-            one), or None: the manifest's ``mask`` column where given, else the whole image.
-        max_side: Longest output side; larger inputs are shrunk, keeping the aspect ratio.
-        format: ``png`` (lossless: pixels outside the mask stay exact), ``jpeg`` or ``webp``.
-        preserve_color: Keep the input's chroma (CbCr), take only the luma from G(x).
-        overwrite: Redo outputs that are already done.
-        actors: Size of the actor pool (each holds every style's generator).
-    """
-
-    registry: str
-    input: str
-    output: str
-    styles: tuple[str, ...] = ()
-    masks: str | None = None
-    max_side: int = DEFAULT_MAX_SIDE
-    format: str = "png"
-    preserve_color: bool = False
-    overwrite: bool = False
-    actors: int = 1
-
-    def __post_init__(self) -> None:
-        for key in ("registry", "input", "output"):
-            object.__setattr__(self, key, absolute(getattr(self, key)))
-        if self.mask_prefix is not None:
-            object.__setattr__(self, "masks", absolute(self.mask_prefix))
-        for style in self.styles:
-            registry.check_style(style)
-        if len(set(self.styles)) != len(self.styles):
-            raise ValueError(f"styles named twice: {list(self.styles)}")
-        if self.format not in FORMATS:
-            raise ValueError(f"format {self.format!r}: choose from {', '.join(FORMATS)}")
-        if self.max_side < 8 or self.actors < 1:
-            raise ValueError(f"need max_side >= 8 and actors >= 1: {self.max_side}, {self.actors}")
-        for uri in (self.registry, self.input, self.output, self.mask_prefix or "."):
-            parse_uri(uri)
-        if not _is_manifest(self.input) and _is_below(self.output, self.input):
-            raise ValueError(
-                f"output {self.output} is inside input {self.input}: a rerun would restyle "
-                "the outputs"
-            )
-
-    @property
-    def mask_prefix(self) -> str | None:
-        """The prefix of given masks, if ``masks`` names one."""
-        return self.masks if self.masks not in (None, MASKS_AUTO, MASKS_NONE) else None
 
 
 @dataclass(frozen=True)
@@ -426,15 +360,6 @@ def read_history(storage: Storage, output: str) -> dict[str, Row]:
 
 def _is_manifest(uri: str) -> bool:
     return uri.lower().endswith(data.MANIFEST_SUFFIXES)
-
-
-def _is_below(uri: str, prefix: str) -> bool:
-    """Whether ``uri`` is ``prefix`` or below it."""
-    try:
-        relative(join(uri, "x"), prefix)
-    except ValueError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------- the driver: execute

@@ -48,14 +48,14 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
-from fsg_ray.config import ServeConfig, from_dict
+from fsg_ray.config import ServeConfig, StorageOptions, from_dict
 from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import Generator
 from fsg_ray.distributed import api
 from fsg_ray.distributed.api import ApiError
 from fsg_ray.io import registry
 from fsg_ray.io.generators import EncoderCache
-from fsg_ray.io.storage import Storage, StorageError, StorageOptions
+from fsg_ray.io.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ _PAGE = resources.files("fsg_ray.distributed").joinpath("web", "index.html")
 
 def storage_for(cfg: ServeConfig) -> Storage:
     """Storage with the config's S3 endpoint and region over the environment's."""
-    return Storage(StorageOptions.given(cfg.s3_endpoint, cfg.s3_region))
+    return Storage(StorageOptions.given(cfg.endpoint_url, cfg.s3_region))
 
 
 class StyleGenerators:

@@ -45,11 +45,19 @@ import ray
 import torch
 from torch import Tensor
 
-from fsg_ray.config import CatalogueConfig, StyleSpec, TrainConfig, from_dict, to_dict
+from fsg_ray.config import (
+    CatalogueConfig,
+    StorageOptions,
+    StyleSpec,
+    TrainConfig,
+    from_dict,
+    to_dict,
+)
 from fsg_ray.core import algorithm, transforms
 from fsg_ray.distributed import data
 from fsg_ray.io import images, registry, visualize
-from fsg_ray.io.storage import NotFound, Storage, StorageError, StorageOptions, join
+from fsg_ray.io.storage import NotFound, Storage, StorageError
+from fsg_ray.io.uri import join
 from fsg_ray.io.weights import load_vgg
 
 log = logging.getLogger(__name__)
@@ -94,7 +102,7 @@ class StyleResult:
 
 def storage_for(cat: CatalogueConfig) -> Storage:
     """Storage with the catalogue's S3 endpoint and region over the environment's."""
-    return Storage(StorageOptions.given(cat.storage.s3_endpoint, cat.storage.s3_region))
+    return Storage(StorageOptions.given(cat.storage.endpoint_url, cat.storage.s3_region))
 
 
 def run_uri(cat: CatalogueConfig, style: str | None = None) -> str:

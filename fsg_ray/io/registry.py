@@ -50,7 +50,8 @@ import torch
 
 from fsg_ray.core.algorithm import load_generator
 from fsg_ray.core.models import Generator, VGGWeights
-from fsg_ray.io.storage import NotFound, Storage, join, relative
+from fsg_ray.io.storage import NotFound, Storage
+from fsg_ray.io.uri import NAME, NAME_RULE, join, relative
 from fsg_ray.io.weights import load_vgg
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ METADATA = "metadata.json"
 #: Version of the index layout, stored in each style index.
 REGISTRY_FORMAT = 1
 
-_STYLE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _VERSION = re.compile(r"^v[1-9][0-9]*$")
 _EXTRA_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -138,11 +138,8 @@ def check_style(style: str) -> str:
     Raises:
         ValueError: Naming the bad name.
     """
-    if not isinstance(style, str) or _STYLE.fullmatch(style) is None:
-        raise ValueError(
-            f"bad style name {style!r}: use 1-64 characters of a-z, 0-9, '_' and '-', "
-            "starting with a letter or digit"
-        )
+    if not isinstance(style, str) or NAME.fullmatch(style) is None:
+        raise ValueError(f"bad style name {style!r}: use {NAME_RULE}")
     return style
 
 
@@ -217,7 +214,7 @@ def list_styles(storage: Storage, registry_uri: str) -> dict[str, StyleIndex]:
     styles = {}
     for uri in storage.list_files(registry_uri, suffixes=[INDEX]):
         parts = relative(uri, registry_uri).split("/")
-        if len(parts) == 2 and _STYLE.fullmatch(parts[0]):
+        if len(parts) == 2 and NAME.fullmatch(parts[0]):
             styles[parts[0]] = _read_index(storage, uri)
     return dict(sorted(styles.items()))
 

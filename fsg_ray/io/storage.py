@@ -34,23 +34,33 @@ import random
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import boto3
 import botocore.config
 import botocore.exceptions
 import pyarrow.fs as pafs
 
+from fsg_ray.config import StorageOptions
+
+# The URI helpers live in fsg_ray.io.uri; re-exported here for older callers.
+from fsg_ray.io.uri import (  # noqa: F401
+    SUPPORTED,
+    Location,
+    Uri,
+    absolute,
+    join,
+    parse_uri,
+    relative,
+)
+
 logger = logging.getLogger(__name__)
 
-Uri = str | os.PathLike[str]
 T = TypeVar("T")
 
-SUPPORTED = "a local path, file:///abs/path or s3://bucket/key"
 # Bytes per multipart part and per streamed read. S3 needs parts of >= 5 MiB (except the last);
 # a write smaller than one part is a single PutObject.
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -59,7 +69,6 @@ READ_CHUNK_BYTES = CHUNK_BYTES
 #: Whole-file reads of an S3 object overwritten meanwhile start over this many times.
 READ_ATTEMPTS = 5
 
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
 # pyarrow raises a plain OSError whose text carries the AWS SDK error name and, for bodiless
 # (HEAD) responses, the status: "AWS Error SLOW_DOWN during ..." or "AWS Error UNKNOWN (HTTP
 # status 503) during ...". Connection refused/reset and curl timeouts are NETWORK_CONNECTION.
@@ -95,133 +104,12 @@ class ObjectChanged(StorageError):
     """An S3 object was overwritten while it was being read (its ETag changed)."""
 
 
-class Location(NamedTuple):
-    """A parsed URI.
-
-    Attributes:
-        scheme: ``"file"`` for local paths and ``file://`` URIs, else ``"s3"``.
-        bucket: The S3 bucket; None for local paths.
-        path: The local path as given, or the S3 key (``""`` for the bucket root).
-    """
-
-    scheme: str
-    bucket: str | None
-    path: str
-
-
-def parse_uri(uri: Uri) -> Location:
-    """Splits a URI into scheme, bucket and path; the text is taken literally (no %-decoding).
-
-    Raises:
-        ValueError: For an empty string, another scheme (``gs://``, ``http://``), a ``file://``
-            URI with a host, or ``s3://`` without a bucket.
-    """
-    text = os.fspath(uri)
-    match = _SCHEME.match(text)
-    if text and match is None:
-        return Location("file", None, text)
-    if match is not None:
-        scheme, rest = match[1].lower(), match[2]
-        if scheme == "file" and rest.startswith("/"):
-            return Location("file", None, rest)
-        bucket, _, key = rest.partition("/")
-        if scheme == "s3" and bucket:
-            return Location("s3", bucket, key)
-    raise ValueError(f"unsupported URI {text!r}: expected {SUPPORTED}")
-
-
-def absolute(uri: Uri) -> str:
-    """``uri`` with a relative local path made absolute (against the working directory now).
-
-    Ray workers run in folders of their own: a relative path sent to them names another file.
-    ``file://`` and ``s3://`` URIs are returned as they are.
-    """
-    text = os.fspath(uri)
-    return os.path.abspath(text) if _SCHEME.match(text) is None and text else text
-
-
-def join(base: Uri, *parts: str) -> str:
-    """Appends ``/``-separated parts to a URI, keeping its form (path, ``file://``, ``s3://``)."""
-    text = os.fspath(base)
-    parse_uri(text)
-    tail = "/".join(p.strip("/") for p in parts if p.strip("/"))
-    if not tail:
-        return text
-    return (text if text.endswith("/") else text + "/") + tail
-
-
-def relative(uri: Uri, prefix: Uri) -> str:
-    """Returns the part of ``uri`` below ``prefix``, e.g. ``a/b.png``.
-
-    Raises:
-        ValueError: If ``uri`` is not below ``prefix`` (other scheme, bucket or folder).
-    """
-    loc, base = parse_uri(uri), parse_uri(prefix)
-    head = base.path.rstrip("/")
-    below = loc.path.startswith(head + "/") if head else bool(loc.path)
-    if (loc.scheme, loc.bucket) != (base.scheme, base.bucket) or not below:
-        raise ValueError(f"{os.fspath(uri)!r} is not below {os.fspath(prefix)!r}")
-    return loc.path[len(head) :].lstrip("/")
-
-
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Writes ``data`` to a local ``path`` atomically, creating parent folders; returns the path.
 
     For URIs (``s3://``, ``file://``) use :meth:`Storage.write_bytes`.
     """
     return _write_local(Path(path), (data,))
-
-
-@dataclass(frozen=True)
-class StorageOptions:
-    """How to reach object storage; plain data, so it crosses into Ray as ``asdict(options)``.
-
-    Attributes:
-        endpoint_url: S3 endpoint such as ``http://minio:9000``; None for AWS itself.
-        region: AWS region; None lets the AWS chain of each process decide.
-        retries: Retries of one request after a transient error (0: try once).
-        backoff_s: Wait before the first retry; doubles on each further one (with jitter).
-    """
-
-    endpoint_url: str | None = None
-    region: str | None = None
-    retries: int = 4
-    backoff_s: float = 0.2
-
-    def __post_init__(self) -> None:
-        if self.endpoint_url is not None and not self.endpoint_url.startswith(
-            ("http://", "https://")
-        ):
-            raise ValueError(
-                f"endpoint_url must start with http:// or https://: {self.endpoint_url!r}"
-            )
-        if self.retries < 0 or self.backoff_s < 0:
-            raise ValueError(
-                f"retries and backoff_s must be >= 0: {self.retries}, {self.backoff_s}"
-            )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageOptions:
-        """Reads the endpoint and region from the AWS variables, once, on the driver.
-
-        ``AWS_ENDPOINT_URL_S3`` wins over ``AWS_ENDPOINT_URL`` and ``AWS_REGION`` over
-        ``AWS_DEFAULT_REGION``, as in the AWS SDKs.
-
-        Args:
-            environ: The variables to read; defaults to ``os.environ``.
-        """
-        env = os.environ if environ is None else environ
-        return cls(
-            endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-        )
-
-    @classmethod
-    def given(cls, endpoint_url: str | None = None, region: str | None = None) -> StorageOptions:
-        """:meth:`from_env`, with the endpoint and region given here (a flag, a config key)
-        winning over the environment's where they are set."""
-        env = cls.from_env()
-        return cls(endpoint_url=endpoint_url or env.endpoint_url, region=region or env.region)
 
 
 class Storage:

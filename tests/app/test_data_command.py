@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import BAD_FULL, BAD_SHOP
 
-from fsg_ray.app import data
+from fsg_ray.app import data, options
+from fsg_ray.config import StorageOptions
 from fsg_ray.io import synthetic
-from fsg_ray.io.storage import Storage, StorageOptions, join, relative
+from fsg_ray.io.storage import Storage
+from fsg_ray.io.uri import join, relative
 
 
 def fsg(*argv: str) -> int:
     """Runs ``fsg <argv>`` with only the data commands registered."""
     parser = argparse.ArgumentParser(prog="fsg")
-    data.register(parser.add_subparsers(dest="command", required=True))
+    data.register(parser.add_subparsers(dest="command", required=True), options.parents())
     args = parser.parse_args(argv)
     return int(args.func(args))
 
@@ -120,3 +124,13 @@ def test_copy_of_nothing_or_a_missing_bucket_fails_clearly(
     missing = "s3://no-such-bucket-fsg/x"
     assert fsg("data", "copy", missing, str(tmp_path / "o"), "--endpoint-url", s3_server) == 2
     assert "no-such-bucket-fsg" in capsys.readouterr().err
+
+
+def test_the_fsg_parser_and_the_data_commands_import_no_ray() -> None:
+    """``fsg --help`` stays fast, and ``fsg data`` (synth, copy, inspect of a prefix) needs no
+    Ray: the data module and every subcommand's parser load without it."""
+    code = (
+        "import sys, fsg_ray.app.data, fsg_ray.app.main as m; m.build_parser(); "
+        "assert 'ray' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

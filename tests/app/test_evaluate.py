@@ -42,7 +42,7 @@ def setup(vgg: VGGWeights, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     )  # fmt: skip
     reg = str(root / "registry")
     for name, (mode, base) in reversed(ENTRIES.items()):
-        cfg = config.replace(micro_config(), schedule={"mode": mode})
+        cfg = config.override(micro_config(), schedule={"mode": mode})
         style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(len(name)))
         run = algorithm.new_run(cfg, vgg, style, torch.device("cpu"))
         meta = {
@@ -128,7 +128,7 @@ def test_metrics_md_is_the_table_of_means(evaluated: Path) -> None:
 
 
 def test_estimated_masks_and_no_gatys(setup: dict[str, str], tmp_path: Path) -> None:
-    cfg = evaluate.EvalConfig(
+    cfg = config.EvalConfig(
         setup["registry"], "dots", setup["images"], str(tmp_path), gatys_iters=0
     )
     report = evaluate.evaluate(cfg, Storage())
@@ -150,10 +150,10 @@ def test_default_eval_vgg_is_another_network() -> None:
     ("change", "message"),
     [
         ({"--style": "waves"}, "no style 'waves' in .*known styles: dots, stripes"),
-        ({"--style": "Bad!"}, "bad style name"),
+        ({"--style": "Bad!"}, r"eval\.style: 'Bad!' is not a valid style name"),
         ({"--images": "{tmp}/EMPTY"}, "no images"),
         ({"--masks": "{tmp}/NOMASKS"}, "000000.jpg: no mask 000000.* below"),
-        ({"--gatys-iters": "-1"}, "gatys_iters must be >= 0"),
+        ({"--gatys-iters": "-1"}, r"eval\.gatys_iters: must be >= 0"),
     ],
 )
 def test_bad_arguments_fail_with_exit_2_and_a_reason(

@@ -137,8 +137,9 @@ def test_kuberay_manifests_name_what_exists() -> None:
 
 def test_job_configs_load() -> None:
     """Every config that jobs/ and k8s/ name is valid: catalogues and restyle jobs."""
-    from fsg_ray.app.main import build_parser, restyle_options
-    from fsg_ray.distributed.restyle import RestyleConfig
+    from fsg_ray.app.cmd_restyle import restyle_options
+    from fsg_ray.app.main import build_parser
+    from fsg_ray.config import RestyleConfig
 
     named = {
         f for m in manifests().values() for f in entrypoint_files(m["spec"].get("entrypoint", ""))

@@ -39,13 +39,13 @@ def grads(params) -> list[torch.Tensor | None]:
 
 def test_schedule_of_each_mode(tiny_cfg: config.TrainConfig) -> None:
     names = lambda cfg: [(p.name, p.steps) for p in algorithm.schedule_phases(cfg)]  # noqa: E731
-    full = config.replace(
+    full = config.override(
         tiny_cfg, schedule={"alternations": 2, "global_steps": 3, "patch_steps": 4}
     )
     assert names(full) == [("gan", 2), ("global", 3), ("patch", 4), ("global", 3), ("patch", 4)]
-    g = config.replace(tiny_cfg, schedule={"mode": "global_only", "global_only_steps": 7})
+    g = config.override(tiny_cfg, schedule={"mode": "global_only", "global_only_steps": 7})
     assert names(g) == [("global", 7)]
-    p = config.replace(tiny_cfg, schedule={"mode": "patch_only"})
+    p = config.override(tiny_cfg, schedule={"mode": "patch_only"})
     assert names(p) == [("gan", 2), ("patch", 2)]
     assert names(config.TrainConfig()) == [("gan", 3000), ("global", 3000), ("patch", 3000)]
 
@@ -124,7 +124,7 @@ def test_train_runs_every_phase_and_reports_progress(run: algorithm.Run, tiny_cf
 
 def test_checkpoint_round_trip_gives_the_same_next_losses(tiny_cfg, vgg: VGGWeights) -> None:
     """Stop mid-phase, save, load into fresh objects: the next steps match bit for bit."""
-    cfg = config.replace(tiny_cfg, schedule={"global_steps": 3})
+    cfg = config.override(tiny_cfg, schedule={"global_steps": 3})
     style = make_style(cfg)
 
     def fresh() -> tuple[algorithm.Run, InMemoryBatches]:

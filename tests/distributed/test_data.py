@@ -21,10 +21,11 @@ import torch
 from conftest import BAD_FULL, BAD_SHOP
 from PIL import Image
 
-from fsg_ray.config import DataConfig
+from fsg_ray.config import DataConfig, StorageOptions
 from fsg_ray.core import transforms
 from fsg_ray.distributed import data
-from fsg_ray.io.storage import NotFound, Storage, StorageOptions, join, relative
+from fsg_ray.io.storage import NotFound, Storage
+from fsg_ray.io.uri import join, relative
 
 CFG = DataConfig(
     global_input_size=16, global_target_size=32, patch_size=32, patch_stride=16, style_size=48

@@ -20,11 +20,12 @@ from imagefiles import png_header
 from PIL import Image
 
 from fsg_ray.app.main import main
+from fsg_ray.config import RestyleConfig, StorageOptions
 from fsg_ray.core import masks
 from fsg_ray.core.models import VGGWeights
-from fsg_ray.distributed import restyle
 from fsg_ray.io import compositing, registry, synthetic
-from fsg_ray.io.storage import Storage, StorageOptions, join, relative
+from fsg_ray.io.storage import Storage
+from fsg_ray.io.uri import join, relative
 
 CPU = torch.device("cpu")
 STYLES = ("dots", "stripes")
@@ -122,9 +123,9 @@ def test_keep_chroma_takes_luma_from_the_style_and_colour_from_the_input() -> No
 
 def test_output_inside_the_input_prefix_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="inside input"):
-        restyle.RestyleConfig("reg", str(tmp_path), str(tmp_path / "restyled"))
-    with pytest.raises(ValueError, match="format 'gif'"):
-        restyle.RestyleConfig("reg", str(tmp_path / "in"), str(tmp_path / "out"), format="gif")
+        RestyleConfig("reg", str(tmp_path), str(tmp_path / "restyled"))
+    with pytest.raises(ValueError, match=r"^restyle\.format: 'gif' is not one of png, jpeg, webp"):
+        RestyleConfig("reg", str(tmp_path / "in"), str(tmp_path / "out"), format="gif")
 
 
 def test_unknown_style_fails_before_any_work(
@@ -304,7 +305,7 @@ def parsed(*argv: str) -> Any:
 
 
 def test_config_file_sets_options_and_flags_win(tmp_path: Path) -> None:
-    from fsg_ray.app.main import restyle_options
+    from fsg_ray.app.cmd_restyle import restyle_options
 
     config = tmp_path / "job.yaml"
     config.write_text(
@@ -336,7 +337,7 @@ def test_config_file_sets_options_and_flags_win(tmp_path: Path) -> None:
     ],
 )
 def test_bad_config_files_are_named(tmp_path: Path, text: str, message: str) -> None:
-    from fsg_ray.app.main import restyle_options
+    from fsg_ray.app.cmd_restyle import restyle_options
 
     config = tmp_path / "job.yaml"
     config.write_text(text)
@@ -346,11 +347,11 @@ def test_bad_config_files_are_named(tmp_path: Path, text: str, message: str) -> 
 
 def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    cfg = restyle.RestyleConfig(registry="reg", input="in", output="out", masks="masks")
+    cfg = RestyleConfig(registry="reg", input="in", output="out", masks="masks")
     assert (cfg.registry, cfg.input, cfg.output) == tuple(
         str(tmp_path / p) for p in ("reg", "in", "out")
     )
     assert cfg.masks == str(tmp_path / "masks")
-    kept = restyle.RestyleConfig(registry="s3://b/r", input="s3://b/i", output="s3://b/o")
+    kept = RestyleConfig(registry="s3://b/r", input="s3://b/i", output="s3://b/o")
     assert (kept.registry, kept.masks) == ("s3://b/r", None)
-    assert restyle.RestyleConfig(registry="r", input="i", output="o", masks="auto").masks == "auto"
+    assert RestyleConfig(registry="r", input="i", output="o", masks="auto").masks == "auto"

@@ -18,9 +18,11 @@ import torch
 from conftest import small_dataset, tiny_config
 
 from fsg_ray import config
+from fsg_ray.config import StorageOptions
 from fsg_ray.distributed import trainer
 from fsg_ray.io import registry
-from fsg_ray.io.storage import Storage, StorageOptions, join
+from fsg_ray.io.storage import Storage
+from fsg_ray.io.uri import join
 
 pytestmark = pytest.mark.ray
 
@@ -35,7 +37,7 @@ def catalogue_config(
     styles: dict[str, str],
     endpoint: str | None = None,
 ) -> config.CatalogueConfig:
-    train = config.replace(
+    train = config.override(
         tiny,
         schedule={
             "gan_init_steps": 6,
@@ -59,7 +61,7 @@ def catalogue_config(
             "storage": {
                 "runs": join(out, "runs"),
                 "registry": join(out, "registry"),
-                "s3_endpoint": endpoint,
+                "endpoint_url": endpoint,
             },
             "max_failures": 1,
             "samples": 2,

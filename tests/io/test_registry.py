@@ -15,10 +15,12 @@ import torch
 from conftest import micro_config
 
 from fsg_ray.app.main import main
+from fsg_ray.config import StorageOptions
 from fsg_ray.core import algorithm
 from fsg_ray.core.models import VGGWeights
 from fsg_ray.io import registry
-from fsg_ray.io.storage import Storage, StorageError, StorageOptions, join
+from fsg_ray.io.storage import Storage, StorageError
+from fsg_ray.io.uri import join
 
 CPU = torch.device("cpu")
 

@@ -16,18 +16,16 @@ import pytest
 from s3_server import failing_server, moto_server_when
 
 import fsg_ray.io.storage as storage_module
+from fsg_ray.config import StorageOptions
 from fsg_ray.io.storage import (
     CHUNK_BYTES,
     NotFound,
     ObjectChanged,
     Storage,
     StorageError,
-    StorageOptions,
     atomic_write_bytes,
-    join,
-    parse_uri,
-    relative,
 )
+from fsg_ray.io.uri import join, parse_uri, relative
 
 FAST = {"retries": 2, "backoff_s": 0.01}
 

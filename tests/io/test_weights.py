@@ -8,8 +8,9 @@ import pytest
 import torch
 from torchvision.models.vgg import cfgs, make_layers
 
+from fsg_ray.config import StorageOptions
 from fsg_ray.core.models import VGG19Features, VGGWeights
-from fsg_ray.io.storage import Storage, StorageOptions
+from fsg_ray.io.storage import Storage
 from fsg_ray.io.weights import load_vgg
 
 

@@ -1,0 +1,65 @@
+"""``fsg serve``: serve the published styles online over HTTP (:mod:`fsg_ray.distributed.serve`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from fsg_ray.app.options import Parents
+from fsg_ray.config import ServeConfig, from_dict, options_with_flags
+from fsg_ray.io.storage import StorageError
+
+#: The options of ``fsg serve`` that go into its :class:`~fsg_ray.config.ServeConfig`.
+SERVE_KEYS = ("registry", "endpoint_url")
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: Parents
+) -> None:
+    """Adds ``fsg serve``."""
+    serve = subparsers.add_parser(
+        "serve",
+        parents=[parents.endpoint, parents.ray],
+        help="serve the published styles online over HTTP (a Ray Serve application)",
+        description="Starts a Ray Serve application on HOST:PORT: GET / is a web page "
+        "(upload a garment, pick a style, download the result), POST "
+        "/v1/styles/STYLE/restyle restyles a photo, GET /v1/styles lists the styles, "
+        "/healthz and /readyz are the health checks and /docs the OpenAPI docs. New versions "
+        "published to the registry are served without a restart. Set FSG_API_KEY to require "
+        "that key on every route but the health checks. For replicas, batching and limits "
+        "use jobs/serve_config.yaml with `serve run`. Ctrl-C stops.",
+    )
+    serve.add_argument("--registry", required=True, help="style registry (URI)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serves until Ctrl-C or SIGTERM; exit 2 if the registry cannot be read."""
+    from fsg_ray.distributed import serve, session
+    from fsg_ray.io import registry
+
+    flags = {k: getattr(args, k) for k in SERVE_KEYS}
+    cfg = from_dict(ServeConfig, options_with_flags(None, flags, SERVE_KEYS))
+    try:  # fail before Ray starts when the registry cannot be read
+        styles = registry.list_styles(serve.storage_for(cfg), cfg.registry)
+    except StorageError as e:
+        print(f"fsg serve: error: {e}", file=sys.stderr)
+        return 2
+    if not styles:
+        logging.warning(
+            "no styles published in %s yet; they are served once published", args.registry
+        )
+    # SIGTERM (kill, a container stop) unwinds like Ctrl-C: Serve and Ray shut down cleanly.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with session.ray_session(args.address, args.num_cpus):
+            serve.serve_forever(cfg, args.host, args.port)
+    except KeyboardInterrupt:
+        logging.info("fsg serve: stopped")
+    return 0

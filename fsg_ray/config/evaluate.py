@@ -1,0 +1,52 @@
+"""The config of ``fsg eval`` (:mod:`fsg_ray.app.evaluate`).
+
+Keys are named as ``eval.<key>``: ``eval.gatys_iters: must be >= 0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from fsg_ray.config.errors import check_name, require
+
+#: Photos are shrunk to this long side unless the evaluation says otherwise.
+EVAL_MAX_SIDE = 256
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What ``fsg eval`` compares, on what.
+
+    Attributes:
+        registry: URI of the style registry.
+        style: The base style; every entry of the registry with this base style is a method.
+        images: URI prefix of the garment photos to restyle.
+        out: Where the sheet, the tables and the outputs go (a folder or prefix URI).
+        masks: URI prefix of their garment masks, matched by relative path without suffix;
+            None estimates them (:func:`fsg_ray.io.compositing.auto_mask`).
+        gatys_iters: L-BFGS iterations of NeuralST (the paper's 200); 0 leaves it out.
+        max_side: Larger photos are shrunk to this long side first.
+        eval_vgg: VGG weights of the evaluation style distance; None: see
+            :func:`fsg_ray.app.evaluate.default_eval_vgg`.
+    """
+
+    KEY_ROOT: ClassVar[str] = "eval"
+
+    registry: str
+    style: str
+    images: str
+    out: str
+    masks: str | None = None
+    gatys_iters: int = 200
+    max_side: int = EVAL_MAX_SIDE
+    eval_vgg: str | None = None
+
+    def __post_init__(self) -> None:
+        check_name("eval.style", self.style, "style")
+        require(
+            self.gatys_iters >= 0,
+            "eval.gatys_iters",
+            f"must be >= 0 (0: no Gatys), got {self.gatys_iters}",
+        )
+        require(self.max_side >= 16, "eval.max_side", f"must be >= 16, got {self.max_side}")

@@ -1,0 +1,45 @@
+"""RestyleConfig (fsg_ray/config/restyle.py) from ``fsg restyle``'s --config file and flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fsg_ray import config
+from fsg_ray.app.cmd_restyle import restyle_config, restyle_options
+from fsg_ray.app.main import build_parser
+from fsg_ray.io import compositing
+
+
+def test_yaml_then_flags_make_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        "registry: s3://b/reg\nstyles: [dots, stripes]\ninput: s3://b/in/\noutput: s3://b/out/\n"
+        "max_side: 512\nformat: jpeg\nendpoint_url: http://m:9000\n"
+    )
+    args = build_parser().parse_args(
+        ["restyle", "--config", str(path), "--max-side", "256", "--styles", "all"]
+    )
+    options = restyle_options(args)
+    assert options["endpoint_url"] == "http://m:9000"
+    assert restyle_config(options) == config.RestyleConfig(
+        registry="s3://b/reg",
+        input="s3://b/in/",
+        output="s3://b/out/",
+        styles=(),
+        max_side=256,
+        format="jpeg",
+    )
+
+
+def test_a_bad_value_in_the_file_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("registry: r\nstyles: a\ninput: i\noutput: o\nactors: 0\n")
+    options = restyle_options(build_parser().parse_args(["restyle", "--config", str(path)]))
+    with pytest.raises(config.ConfigError, match="^restyle.actors: must be >= 1"):
+        restyle_config(options)
+
+
+def test_formats_are_the_encoders() -> None:
+    assert tuple(compositing.FORMATS) == config.OUTPUT_FORMATS
