@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fsg_ray.io import images, synthetic
 from fsg_ray.io.folders import IMAGE_SUFFIXES
+from fsg_ray.io.inputs import is_manifest, list_inputs
 from fsg_ray.io.storage import Storage, StorageError, StorageOptions, join, relative
 
 #: Files decoded at once by ``fsg data inspect``.
@@ -192,13 +193,9 @@ def inspect_source(uri: str, storage: Storage) -> Inspection:
     Raises:
         StorageError: The prefix or manifest cannot be read.
     """
-    from fsg_ray.distributed import (
-        data,  # imports Ray: only when inspecting, not for every fsg command
-    )
-
     found = Inspection()
-    if uri.lower().endswith(data.MANIFEST_SUFFIXES):
-        inputs = data.list_inputs(uri, storage)
+    if is_manifest(uri):
+        inputs = list_inputs(uri, storage)
         files = [i.uri for i in inputs] + [i.mask for i in inputs if i.mask]
         folders = [f.rsplit("/", 1)[0] if "/" in f else "." for f in files]
     else:

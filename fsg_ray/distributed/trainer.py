@@ -50,7 +50,8 @@ from fsg_ray.config import CatalogueConfig, StyleSpec, TrainConfig, from_dict, t
 from fsg_ray.core import algorithm, transforms
 from fsg_ray.core.models import load_vgg
 from fsg_ray.distributed import data
-from fsg_ray.io import images, registry, visualize
+from fsg_ray.distributed.batches import RayDataBatches
+from fsg_ray.io import images, inputs, registry, visualize
 from fsg_ray.io.storage import NotFound, Storage, StorageError, StorageOptions, join
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ def _before_training(cat: CatalogueConfig, spec: StyleSpec, storage: Storage) ->
 def _style_image_problem(cat: CatalogueConfig, spec: StyleSpec, storage: Storage) -> str | None:
     """Why the style image cannot be used, checked before any trainer starts (None: fine)."""
     try:
-        data.load_style(spec.image, storage, cat.style_config(spec.name).data.style_size)
+        inputs.load_style(spec.image, storage, cat.style_config(spec.name).data.style_size)
     except (images.ImageDecodeError, StorageError) as e:
         return f"style image: {e}"
     return None
@@ -233,7 +234,7 @@ def _prepare_data(
         cat.data.masks,
         holdout=cat.samples,
     )
-    data.write_report(td.report, run_uri(cat), storage)
+    inputs.write_report(td.report, run_uri(cat), storage)
     heldout = []
     for item in td.heldout:
         try:
@@ -246,7 +247,7 @@ def _prepare_data(
     return td, heldout
 
 
-def _data_fingerprint(cat: CatalogueConfig, report: data.DataReport) -> str:
+def _data_fingerprint(cat: CatalogueConfig, report: inputs.DataReport) -> str:
     """What the styles were trained on: the sources and how many of their inputs were used.
 
     Hashing every file's size would list each prefix again; the report already counts them.
@@ -373,10 +374,8 @@ def _train_loop(config: dict[str, Any]) -> None:
         torch.backends.cudnn.benchmark = True  # fixed shapes per phase: autotune once
     cfg, storage = job.cfg, job.storage
     vgg = load_vgg(cfg.model.vgg_weights, storage)
-    style = data.load_style(job.spec.image, storage, cfg.data.style_size)[None]
-    batches = data.RayDataBatches.from_train_shards(
-        cfg.data, cfg.schedule.batch_size, cfg.schedule.seed
-    )
+    style = inputs.load_style(job.spec.image, storage, cfg.data.style_size)[None]
+    batches = RayDataBatches.from_train_shards(cfg.data, cfg.schedule.batch_size, cfg.schedule.seed)
     run, starts = _resume_or_start(job, vgg, style, device, batches)
     if ctx.get_world_size() > 1:
         _sync_gradients(run)
@@ -395,7 +394,7 @@ def _train_loop(config: dict[str, Any]) -> None:
 
 
 def _resume_or_start(
-    job: _Job, vgg: Any, style: Tensor, device: torch.device, batches: data.RayDataBatches
+    job: _Job, vgg: Any, style: Tensor, device: torch.device, batches: RayDataBatches
 ) -> tuple[algorithm.Run, list[int]]:
     """The run from the style's checkpoint if there is one, else a fresh one."""
     uri = join(job.run, CHECKPOINT)
@@ -487,7 +486,7 @@ def _fail_once(job: _Job, step: int) -> None:
 
 
 def _save_checkpoint(
-    job: _Job, run: algorithm.Run, batches: data.RayDataBatches, starts: list[int], rank: int
+    job: _Job, run: algorithm.Run, batches: RayDataBatches, starts: list[int], rank: int
 ) -> None:
     if rank != 0:
         return
