@@ -381,3 +381,12 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monk
     kept = restyle.RestyleConfig(registry="s3://b/r", input="s3://b/i", output="s3://b/o")
     assert (kept.registry, kept.masks) == ("s3://b/r", None)
     assert restyle.RestyleConfig(registry="r", input="i", output="o", masks="auto").masks == "auto"
+
+
+def test_planning_imports_no_ray() -> None:
+    """The CLI plans (and fails on a bad style or input) before Ray is imported or started."""
+    code = (
+        "import sys, fsg_ray.distributed.restyle_plan, fsg_ray.io.inputs; "
+        "assert 'ray' not in sys.modules, 'ray imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
