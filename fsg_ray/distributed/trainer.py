@@ -37,7 +37,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,6 +65,8 @@ FINAL_WINDOW = 20
 SAMPLE_SIDE = 160
 
 Status = Literal["published", "skipped", "failed"]
+#: Called in every training worker after each step with the style's name and the step.
+StepHook = Callable[[str, algorithm.StepInfo], None]
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def train_catalogue(
     cat: CatalogueConfig,
     storage: Storage | None = None,
     styles: Sequence[str] | None = None,
-    fail_at: dict[str, int] | None = None,
+    on_step: StepHook | None = None,
 ) -> list[StyleResult]:
     """Trains every style of the catalogue (or ``styles``) at once; publishes each to the
     registry as it finishes. Styles published by an earlier run of the catalogue are skipped.
@@ -143,8 +145,11 @@ def train_catalogue(
         cat: The validated catalogue.
         storage: Reads data and writes runs and registry (default: :func:`storage_for`).
         styles: Train only these (names from the catalogue).
-        fail_at: Test hook: ``{style: step}`` kills that style's worker process once, right
-            after that step (after its checkpoint, if one falls there).
+        on_step: Called in every worker of every style after each step, with the style's
+            name and the :class:`~fsg_ray.core.algorithm.StepInfo`, after the step's metrics
+            and samples and before its checkpoint (e.g. to watch a run, or in tests to kill a
+            worker). It is pickled with the job (cloudpickle), so it must be importable on
+            the workers, or be a closure cloudpickle can carry.
 
     Raises:
         ValueError: ``styles`` names a style the catalogue does not have; no usable data.
@@ -160,7 +165,7 @@ def train_catalogue(
         else:
             results[spec.name] = early
     if todo:
-        pending = _launch(cat, storage, todo, fail_at or {})
+        pending = _launch(cat, storage, todo, on_step)
         for name, ref in pending.items():
             results[name] = ray.get(ref)
     return [results[s.name] for s in specs]
@@ -197,7 +202,7 @@ def _style_image_problem(cat: CatalogueConfig, spec: StyleSpec, storage: Storage
 
 
 def _launch(
-    cat: CatalogueConfig, storage: Storage, specs: list[StyleSpec], fail_at: dict[str, int]
+    cat: CatalogueConfig, storage: Storage, specs: list[StyleSpec], on_step: StepHook | None
 ) -> dict[str, Any]:
     """Builds the data once per distinct data config, then starts one trainer task per style."""
     prepared: dict[tuple[Any, ...], tuple[data.TrainingData, list[np.ndarray]]] = {}
@@ -213,7 +218,7 @@ def _launch(
             "style": spec.name,
             "storage": dataclasses.asdict(storage.options),
             "heldout": heldout,
-            "fail_at": fail_at.get(spec.name),
+            "on_step": on_step,
             "git_commit": registry.git_commit(),
             "data_fingerprint": _data_fingerprint(cat, td.report),
         }
@@ -437,7 +442,7 @@ def _sync_gradients(run: algorithm.Run) -> None:
 
 class _Watch:
     """Per-step side work: progress lines, metrics to Ray Train (the mean losses of every
-    ``report_every`` steps), failure injection, samples."""
+    ``report_every`` steps), samples, then the caller's ``on_step`` hook."""
 
     def __init__(self, job: _Job, run: algorithm.Run, rank: int, starts: list[int]) -> None:
         self.job, self.run, self.rank, self.starts = job, run, rank, starts
@@ -460,8 +465,9 @@ class _Watch:
         if self.rank == 0 and every and info.done % every == 0:
             name = f"samples/step_{info.done:06d}.png"
             self.job.storage.write_bytes(join(self.job.run, name), self._samples())
-        if self.job.raw.get("fail_at") == info.done:
-            _fail_once(self.job, info.done)
+        hook: StepHook | None = self.job.raw.get("on_step")
+        if hook is not None:
+            hook(self.job.spec.name, info)
 
     def _line(self, info: algorithm.StepInfo, now: float) -> str:
         rate = (info.done - self.first) / max(now - self.t0, 1e-9)
@@ -474,15 +480,6 @@ class _Watch:
 
     def _samples(self) -> bytes:
         return _png(sample_grid(self.job, self.run))
-
-
-def _fail_once(job: _Job, step: int) -> None:
-    """Test hook: ends this worker's process, as a lost node would, the first time only."""
-    marker = join(job.run, f"failed_at_{step}")
-    if not job.storage.exists(marker):
-        job.storage.write_bytes(marker, b"")
-        log.warning("[%s] fail_at %d: killing this worker", job.spec.name, step)
-        os._exit(1)
 
 
 def _save_checkpoint(
