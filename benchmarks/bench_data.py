@@ -47,7 +47,7 @@ from fsg_ray.config import DataConfig, TrainConfig
 from fsg_ray.core import algorithm, transforms
 from fsg_ray.core.models import load_vgg
 from fsg_ray.distributed import data
-from fsg_ray.distributed.batches import PHOTO_BATCH, patch_epoch
+from fsg_ray.distributed.batches import PHOTO_BATCH, RayDataBatches, patch_epoch
 from fsg_ray.io import images, synthetic
 from fsg_ray.io.folders import IMAGE_SUFFIXES
 from fsg_ray.io.inputs import list_inputs
@@ -271,7 +271,7 @@ def trainer_waits(root: Path, storage: Storage, steps: int, batch_size: int) -> 
     style = transforms.resize(style, cfg.data.style_size)[None]
     run = algorithm.new_run(cfg, vgg, style, torch.device("cpu"))
     steps_s: list[tuple[str, float]] = []
-    with data.RayDataBatches(td.full, td.patches, cfg.data, batch_size, seed) as inner:
+    with RayDataBatches(td.full, td.patches, cfg.data, batch_size, seed) as inner:
         batches = TimedBatches(inner)
         t0 = time.perf_counter()
         algorithm.train(
