@@ -47,8 +47,10 @@ from fsg_ray.config import DataConfig, StorageOptions, TrainConfig
 from fsg_ray.core import algorithm, transforms
 from fsg_ray.core.models import load_vgg
 from fsg_ray.distributed import data
+from fsg_ray.distributed.batches import PHOTO_BATCH, RayDataBatches, patch_epoch
 from fsg_ray.io import images, synthetic
 from fsg_ray.io.folders import IMAGE_SUFFIXES
+from fsg_ray.io.inputs import list_inputs
 from fsg_ray.io.storage import Storage
 from fsg_ray.io.uri import join, relative
 
@@ -172,17 +174,17 @@ STAGES = {
 def ray_pass(prefix: str, storage: Storage, cfg: DataConfig, stage: str) -> tuple[float, int]:
     """Seconds and rows (patches; photos for ``decode``) of one pass of a STAGES variant."""
     t0 = time.perf_counter()
-    inputs = data.list_inputs(prefix, storage)
+    inputs = list_inputs(prefix, storage)
     photos = data.good_rows(data.read_shop_photos(inputs, storage, cfg, seed=0))
     n = 0
     if stage == "read":  # the same read tasks with a no-op decode: Ray's fixed costs
         ds = data._read(inputs, storage, _count, {})
         return time.perf_counter() - t0, sum(int(b["n"][0]) for b in ds.iter_batches())
     if stage == "decode":
-        for batch in photos.iter_batches(batch_size=data.PHOTO_BATCH, batch_format="numpy"):
+        for batch in photos.iter_batches(batch_size=PHOTO_BATCH, batch_format="numpy"):
             n += len(batch["id"])
     else:
-        for patches in data.patch_epoch(photos, cfg, READ_BATCH, seed=0, prefetch_batches=2)(0):
+        for patches in patch_epoch(photos, cfg, READ_BATCH, seed=0, prefetch_batches=2)(0):
             n += len(patches)
     return time.perf_counter() - t0, n
 
@@ -270,7 +272,7 @@ def trainer_waits(root: Path, storage: Storage, steps: int, batch_size: int) -> 
     style = transforms.resize(style, cfg.data.style_size)[None]
     run = algorithm.new_run(cfg, vgg, style, torch.device("cpu"))
     steps_s: list[tuple[str, float]] = []
-    with data.RayDataBatches(td.full, td.patches, cfg.data, batch_size, seed) as inner:
+    with RayDataBatches(td.full, td.patches, cfg.data, batch_size, seed) as inner:
         batches = TimedBatches(inner)
         t0 = time.perf_counter()
         algorithm.train(
@@ -469,7 +471,7 @@ def render(r: dict[str, Any], args: argparse.Namespace) -> str:
         "patches/s over the best bare loop on the same cores. The bare loop runs in "
         f"{args.num_cpus} threads or {args.num_cpus} processes, each with one torch thread as "
         "Ray's workers have; its output is the same uint8 patches (CHW), counted and dropped. "
-        f"The pipeline is read as a trainer reads it (`data.patch_epoch`, {READ_BATCH} "
+        f"The pipeline is read as a trainer reads it (`batches.patch_epoch`, {READ_BATCH} "
         "patches per batch, uint8).",
         "",
         "| source | pipeline | images/s | patches/s | ratio vs bare |",

@@ -115,6 +115,7 @@ def s3_bucket(s3_client: Any) -> str:
 # Data-plane fixtures: one local Ray for the session, and a small dataset full of odd files,
 # on local disk and in an S3 bucket (tests/test_data.py, tests/test_datacmd.py).
 import io  # noqa: E402
+import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -135,8 +136,10 @@ def ray_local() -> Iterator[None]:
     from s3_server import FAKE_CREDENTIALS
 
     # Workers get their environment from here, not from the driver's later changes: the fake
-    # AWS credentials for moto, and tests/ on the path for functions defined in test modules.
-    env = {**FAKE_CREDENTIALS, "PYTHONPATH": str(TESTS_DIR)}
+    # AWS credentials for moto, and tests/ and its folders on the path for functions defined
+    # in test modules (cloudpickle ships those by name, e.g. test_trainer's on_step hook).
+    folders = sorted(d for d in TESTS_DIR.iterdir() if d.is_dir() and d.name[0].isalpha())
+    env = {**FAKE_CREDENTIALS, "PYTHONPATH": os.pathsep.join(map(str, [TESTS_DIR, *folders]))}
     ray.init(
         num_cpus=2,
         include_dashboard=False,

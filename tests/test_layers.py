@@ -38,6 +38,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 #: run where no Ray is started), and compositing, which needs no torch.
 EXTRA: dict[str, tuple[str, ...]] = {
     "fsg_ray.distributed.api": ("ray",),
+    "fsg_ray.distributed.restyle_plan": ("ray",),
     "fsg_ray.app.evaluate": ("ray",),
     "fsg_ray.app.data": ("ray",),
     "fsg_ray.io.compositing": ("torch",),

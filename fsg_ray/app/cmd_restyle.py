@@ -133,13 +133,15 @@ def restyle_config(options: dict[str, Any]) -> RestyleConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Plans the job (no Ray), then runs what is left; exit 1 if some outputs failed."""
-    from fsg_ray.distributed import restyle, session
+    from fsg_ray.distributed import restyle, restyle_plan, session
 
     o = restyle_options(args)
     cfg = restyle_config(o)
     storage = Storage(StorageOptions.given(o.get("endpoint_url")))
     try:
-        plan = restyle.plan(cfg, storage)  # styles resolved and inputs listed before Ray starts
+        plan = restyle_plan.plan(
+            cfg, storage
+        )  # styles resolved and inputs listed before Ray starts
         ray_or_none = (
             session.ray_session(args.address, args.num_cpus)
             if plan.todo
@@ -150,5 +152,5 @@ def run(args: argparse.Namespace) -> int:
     except StorageError as e:
         print(f"fsg restyle: error: {e}", file=sys.stderr)
         return 2
-    print(restyle.format_summary(result))
-    return 1 if result.counts[restyle.FAILED] else 0
+    print(restyle_plan.format_summary(result))
+    return 1 if result.counts[restyle_plan.FAILED] else 0

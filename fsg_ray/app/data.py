@@ -25,8 +25,9 @@ from fsg_ray.app.options import Parents
 from fsg_ray.config import StorageOptions
 from fsg_ray.io import images, synthetic
 from fsg_ray.io.folders import IMAGE_SUFFIXES
+from fsg_ray.io.inputs import list_inputs
 from fsg_ray.io.storage import Storage, StorageError
-from fsg_ray.io.uri import join, relative
+from fsg_ray.io.uri import is_manifest, join, relative
 
 #: Files decoded at once by ``fsg data inspect``.
 INSPECT_THREADS = 8
@@ -188,13 +189,9 @@ def inspect_source(uri: str, storage: Storage) -> Inspection:
     Raises:
         StorageError: The prefix or manifest cannot be read.
     """
-    from fsg_ray.distributed import (
-        data,  # imports Ray: only when inspecting, not for every fsg command
-    )
-
     found = Inspection()
-    if uri.lower().endswith(data.MANIFEST_SUFFIXES):
-        inputs = data.list_inputs(uri, storage)
+    if is_manifest(uri):
+        inputs = list_inputs(uri, storage)
         files = [i.uri for i in inputs] + [i.mask for i in inputs if i.mask]
         folders = [f.rsplit("/", 1)[0] if "/" in f else "." for f in files]
     else:

@@ -118,9 +118,21 @@ class Progress:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StepInfo:
-    """What a progress callback sees after each step."""
+    """What a progress callback sees after each step (built by keyword: eight fields, five of
+    them ints that a positional call could swap unnoticed).
+
+    Attributes:
+        phase: The kind of step.
+        phase_index: Position of its phase in :func:`schedule_phases`.
+        step: Steps done in this phase, this one included.
+        phase_steps: Steps of this phase.
+        done: Steps done in the whole run, this one included (over resumes too).
+        total: Steps of the whole run.
+        losses: This step's losses by name.
+        seconds: Wall time of this step (data, forward, backward, update).
+    """
 
     phase: PhaseName
     phase_index: int
@@ -186,7 +198,9 @@ def gan_step(
     D_e learns to fool it while keeping x's content (Eq. 4), as in MGAN. E_n stays frozen.
     """
     lc, device = cfg.loss, x.device
-    # D step: varphi_s on real style patches and on G(x).detach().
+    # D step first, as in MGAN: varphi_s on real style patches and on G(x).detach(). G(x) and
+    # the VGG features are computed without a graph (no_grad), since no gradient may reach
+    # D_e in this half; varphi_s learns only from the current generator's samples.
     nets.disc.train().requires_grad_(True)
     with torch.no_grad(), autocast(device):
         fake = nets.gen(x)
@@ -197,7 +211,10 @@ def gan_step(
     opts.gan_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opts.gan_d.step()
-    # G step: D_e against a frozen varphi_s, plus patch content.
+    # G step: D_e against a frozen varphi_s, plus patch content. Frozen so that the backward
+    # of the G loss computes no gradient for varphi_s's weights: opt_gan_g steps D_e only,
+    # and in a data-parallel run each such gradient would also cost an all-reduce
+    # (trainer._sync_gradients). G(x) is recomputed with a graph: the D step's had none.
     nets.disc.requires_grad_(False)
     with autocast(device):
         disc_feat, feat_hat, target = patch_features(nets, nets.gen(x), x, cfg)
@@ -228,6 +245,8 @@ def global_step(
     with the true high-resolution y_c (Eq. 2): G learns to add the detail.
     """
     lc, device = cfg.loss, x_low.device
+    # varphi_s takes no part in L^(2); frozen anyway, so that it is in the same state however
+    # the run got here (a run resumed into this phase builds a fresh, trainable varphi_s).
     nets.disc.requires_grad_(False)
     x_up = F.interpolate(x_low, size=y_c.shape[-2:], mode="bicubic", align_corners=False)
     with autocast(device):
@@ -326,11 +345,18 @@ def new_run(cfg: TrainConfig, vgg: VGGWeights, style: Tensor, device: torch.devi
 
 
 def _one_step(run: Run, phase: PhaseName, data: Batches) -> dict[str, float]:
+    """One step of ``phase``: draws its batch, runs it, returns its losses."""
     cfg, nets, opts = run.cfg, run.nets, run.opts
     if phase == "gan":
+        # Line 2 trains on the shop-photo patches X^(1): the inputs of the patch phase, where
+        # varphi_s later judges G(x). Its "real" samples are crops of y_s drawn from the
+        # run's own generator (crop_rng, saved in checkpoints), so a resumed run draws the
+        # same crops.
         x = data.patch_batch().to(run.device)
         real = style_crops(run.style, cfg.data.patch_size, x.shape[0], run.crop_rng)
         return gan_step(nets, opts, x, real, cfg)
+    # Each phase steps its own optimiser (eta^(2) for Eq. 8, eta^(1) for Eq. 9) on the same
+    # theta; their Adam moments carry over from one alternation t to the next.
     if phase == "global":
         x_low, y_c = (t.to(run.device) for t in data.global_batch())
         return global_step(nets, opts.global_, x_low, y_c, run.targets, cfg)
@@ -353,39 +379,57 @@ def train(
         on_checkpoint: called every ``schedule.checkpoint_every`` steps and at the end.
         max_steps: stop after this many steps of this call (tests, time-boxed jobs).
     """
+    # Algorithm 1 flattened into one list of phases: line 2 (GAN initialisation), then T times
+    # (lines 3-15) tau^(2) global steps (lines 5-8) and tau^(1) patch steps (lines 10-13).
+    # One (phase index, step) pair then says where a run is, so a resumed run re-enters the
+    # very phase and step it stopped in, instead of restarting an alternation t.
     phases = schedule_phases(run.cfg)
     total = sum(p.steps for p in phases)
     every = run.cfg.schedule.checkpoint_every
+    # Only D_e (theta) learns and is in training mode (BN on batch statistics); E_n and phi
+    # keep line 1's VGG weights in eval mode whatever is asked of them (models.VGG19Features).
     run.nets.gen.decoder.train()
     taken = 0
     for index in range(run.progress.phase_index, len(phases)):
         phase = phases[index]
         while run.progress.step < phase.steps:
+            # Checked before drawing a batch, so a time-boxed call stops between two steps
+            # and a later call continues exactly there.
             if max_steps is not None and taken >= max_steps:
                 return run.progress
             t0 = time.perf_counter()
             step_losses = _one_step(run, phase.name, data)
+            # Count the step before anyone looks: on_step and a checkpoint taken now both see
+            # it done, so a run resumed from that checkpoint starts with the next step and
+            # never repeats or skips one. The phase index goes into the history as a float
+            # so that the history stays plain floats (torch.load(weights_only=True)).
             run.progress.step += 1
             run.progress.history.append({"phase": float(index), **step_losses})
             taken += 1
-            done = len(run.progress.history)
+            done = len(run.progress.history)  # over the whole run, resumes included
+            # Side work first (progress, metrics, samples: none of it changes the run), then
+            # the checkpoint, the slow part, which holds the state after this step.
             if on_step is not None:
-                seconds = time.perf_counter() - t0
                 on_step(
                     StepInfo(
-                        phase.name,
-                        index,
-                        run.progress.step,
-                        phase.steps,
-                        done,
-                        total,
-                        step_losses,
-                        seconds,
+                        phase=phase.name,
+                        phase_index=index,
+                        step=run.progress.step,
+                        phase_steps=phase.steps,
+                        done=done,
+                        total=total,
+                        losses=step_losses,
+                        seconds=time.perf_counter() - t0,
                     )
                 )
+            # Every `every` steps of the run, not of the phase: the cadence does not restart
+            # at phase boundaries or after a resume.
             if on_checkpoint is not None and every and done % every == 0:
                 on_checkpoint(run)
+        # End of a phase: theta carries over as is to the next one (line 14, theta_{t+1} =
+        # theta_t); only the position moves on.
         run.progress.phase_index, run.progress.step = index + 1, 0
+    # The final state is always saved, whatever the cadence: it is what gets published.
     if on_checkpoint is not None:
         on_checkpoint(run)
     return run.progress
@@ -403,6 +447,9 @@ def checkpoint_state(run: Run, data: Batches | None = None) -> dict[str, Any]:
         "phase_index": run.progress.phase_index,
         "step": run.progress.step,
         "history": [dict(h) for h in run.progress.history],
+        # Both random generators and the data position: with them a resumed run draws the
+        # same style crops and reads the same batches as the run would have without the stop,
+        # which makes resuming exact rather than merely close.
         "crop_rng": run.crop_rng.get_state(),
         "torch_rng": torch.get_rng_state(),
         "data": data.state_dict() if data is not None else {},

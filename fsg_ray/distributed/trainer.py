@@ -34,9 +34,8 @@ import dataclasses
 import io
 import json
 import logging
-import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,7 +54,8 @@ from fsg_ray.config import (
 )
 from fsg_ray.core import algorithm, transforms
 from fsg_ray.distributed import data
-from fsg_ray.io import images, registry, visualize
+from fsg_ray.distributed.batches import RayDataBatches
+from fsg_ray.io import images, inputs, registry, visualize
 from fsg_ray.io.storage import NotFound, Storage, StorageError
 from fsg_ray.io.uri import join
 from fsg_ray.io.weights import load_vgg
@@ -71,6 +71,8 @@ FINAL_WINDOW = 20
 SAMPLE_SIDE = 160
 
 Status = Literal["published", "skipped", "failed"]
+#: Called in every training worker after each step with the style's name and the step.
+StepHook = Callable[[str, algorithm.StepInfo], None]
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def train_catalogue(
     cat: CatalogueConfig,
     storage: Storage | None = None,
     styles: Sequence[str] | None = None,
-    fail_at: dict[str, int] | None = None,
+    on_step: StepHook | None = None,
 ) -> list[StyleResult]:
     """Trains every style of the catalogue (or ``styles``) at once; publishes each to the
     registry as it finishes. Styles published by an earlier run of the catalogue are skipped.
@@ -127,8 +129,11 @@ def train_catalogue(
         cat: The validated catalogue.
         storage: Reads data and writes runs and registry (default: :func:`storage_for`).
         styles: Train only these (names from the catalogue).
-        fail_at: Test hook: ``{style: step}`` kills that style's worker process once, right
-            after that step (after its checkpoint, if one falls there).
+        on_step: Called in every worker of every style after each step, with the style's
+            name and the :class:`~fsg_ray.core.algorithm.StepInfo`, after the step's metrics
+            and samples and before its checkpoint (e.g. to watch a run, or in tests to kill a
+            worker). It is pickled with the job (cloudpickle), so it must be importable on
+            the workers, or be a closure cloudpickle can carry.
 
     Raises:
         ValueError: ``styles`` names a style the catalogue does not have; no usable data.
@@ -144,7 +149,7 @@ def train_catalogue(
         else:
             results[spec.name] = early
     if todo:
-        pending = _launch(cat, storage, todo, fail_at or {})
+        pending = _launch(cat, storage, todo, on_step)
         for name, ref in pending.items():
             results[name] = ray.get(ref)
     return [results[s.name] for s in specs]
@@ -174,14 +179,14 @@ def _before_training(cat: CatalogueConfig, spec: StyleSpec, storage: Storage) ->
 def _style_image_problem(cat: CatalogueConfig, spec: StyleSpec, storage: Storage) -> str | None:
     """Why the style image cannot be used, checked before any trainer starts (None: fine)."""
     try:
-        data.load_style(spec.image, storage, cat.style_config(spec.name).data.style_size)
+        inputs.load_style(spec.image, storage, cat.style_config(spec.name).data.style_size)
     except (images.ImageDecodeError, StorageError) as e:
         return f"style image: {e}"
     return None
 
 
 def _launch(
-    cat: CatalogueConfig, storage: Storage, specs: list[StyleSpec], fail_at: dict[str, int]
+    cat: CatalogueConfig, storage: Storage, specs: list[StyleSpec], on_step: StepHook | None
 ) -> dict[str, Any]:
     """Builds the data once per distinct data config, then starts one trainer task per style."""
     prepared: dict[tuple[Any, ...], tuple[data.TrainingData, list[np.ndarray]]] = {}
@@ -197,7 +202,7 @@ def _launch(
             "style": spec.name,
             "storage": dataclasses.asdict(storage.options),
             "heldout": heldout,
-            "fail_at": fail_at.get(spec.name),
+            "on_step": on_step,
             "git_commit": registry.git_commit(),
             "data_fingerprint": _data_fingerprint(cat, td.report),
         }
@@ -218,7 +223,7 @@ def _prepare_data(
         cat.data.masks,
         holdout=cat.samples,
     )
-    data.write_report(td.report, run_uri(cat), storage)
+    inputs.write_report(td.report, run_uri(cat), storage)
     heldout = []
     for item in td.heldout:
         try:
@@ -231,7 +236,7 @@ def _prepare_data(
     return td, heldout
 
 
-def _data_fingerprint(cat: CatalogueConfig, report: data.DataReport) -> str:
+def _data_fingerprint(cat: CatalogueConfig, report: inputs.DataReport) -> str:
     """What the styles were trained on: the sources and how many of their inputs were used.
 
     Hashing every file's size would list each prefix again; the report already counts them.
@@ -358,10 +363,8 @@ def _train_loop(config: dict[str, Any]) -> None:
         torch.backends.cudnn.benchmark = True  # fixed shapes per phase: autotune once
     cfg, storage = job.cfg, job.storage
     vgg = load_vgg(cfg.model.vgg_weights, storage)
-    style = data.load_style(job.spec.image, storage, cfg.data.style_size)[None]
-    batches = data.RayDataBatches.from_train_shards(
-        cfg.data, cfg.schedule.batch_size, cfg.schedule.seed
-    )
+    style = inputs.load_style(job.spec.image, storage, cfg.data.style_size)[None]
+    batches = RayDataBatches.from_train_shards(cfg.data, cfg.schedule.batch_size, cfg.schedule.seed)
     run, starts = _resume_or_start(job, vgg, style, device, batches)
     if ctx.get_world_size() > 1:
         _sync_gradients(run)
@@ -380,7 +383,7 @@ def _train_loop(config: dict[str, Any]) -> None:
 
 
 def _resume_or_start(
-    job: _Job, vgg: Any, style: Tensor, device: torch.device, batches: data.RayDataBatches
+    job: _Job, vgg: Any, style: Tensor, device: torch.device, batches: RayDataBatches
 ) -> tuple[algorithm.Run, list[int]]:
     """The run from the style's checkpoint if there is one, else a fresh one."""
     uri = join(job.run, CHECKPOINT)
@@ -423,7 +426,7 @@ def _sync_gradients(run: algorithm.Run) -> None:
 
 class _Watch:
     """Per-step side work: progress lines, metrics to Ray Train (the mean losses of every
-    ``report_every`` steps), failure injection, samples."""
+    ``report_every`` steps), samples, then the caller's ``on_step`` hook."""
 
     def __init__(self, job: _Job, run: algorithm.Run, rank: int, starts: list[int]) -> None:
         self.job, self.run, self.rank, self.starts = job, run, rank, starts
@@ -446,8 +449,9 @@ class _Watch:
         if self.rank == 0 and every and info.done % every == 0:
             name = f"samples/step_{info.done:06d}.png"
             self.job.storage.write_bytes(join(self.job.run, name), self._samples())
-        if self.job.raw.get("fail_at") == info.done:
-            _fail_once(self.job, info.done)
+        hook: StepHook | None = self.job.raw.get("on_step")
+        if hook is not None:
+            hook(self.job.spec.name, info)
 
     def _line(self, info: algorithm.StepInfo, now: float) -> str:
         rate = (info.done - self.first) / max(now - self.t0, 1e-9)
@@ -462,17 +466,8 @@ class _Watch:
         return _png(sample_grid(self.job, self.run))
 
 
-def _fail_once(job: _Job, step: int) -> None:
-    """Test hook: ends this worker's process, as a lost node would, the first time only."""
-    marker = join(job.run, f"failed_at_{step}")
-    if not job.storage.exists(marker):
-        job.storage.write_bytes(marker, b"")
-        log.warning("[%s] fail_at %d: killing this worker", job.spec.name, step)
-        os._exit(1)
-
-
 def _save_checkpoint(
-    job: _Job, run: algorithm.Run, batches: data.RayDataBatches, starts: list[int], rank: int
+    job: _Job, run: algorithm.Run, batches: RayDataBatches, starts: list[int], rank: int
 ) -> None:
     if rank != 0:
         return

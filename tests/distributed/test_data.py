@@ -24,7 +24,17 @@ from PIL import Image
 from fsg_ray.config import DataConfig, StorageOptions
 from fsg_ray.core import transforms
 from fsg_ray.distributed import data
-from fsg_ray.io.storage import NotFound, Storage
+from fsg_ray.distributed.batches import (
+    GlobalPairCollate,
+    PatchRef,
+    Photos,
+    RayDataBatches,
+    cut_patches,
+    patch_epoch,
+    shuffled_windows,
+)
+from fsg_ray.io.inputs import BadFile, DataReport, Input, list_inputs, write_report
+from fsg_ray.io.storage import Storage
 from fsg_ray.io.uri import join, relative
 
 CFG = DataConfig(
@@ -49,12 +59,12 @@ def roots(data_root: Path, data_bucket: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def decoded(
     ray_local: None, roots: dict[str, str], storage: Storage
-) -> dict[tuple[str, str], tuple[Any, list[data.Input]]]:
+) -> dict[tuple[str, str], tuple[Any, list[Input]]]:
     """(source, "full" or "shop") -> (materialized decoded set, its inputs)."""
     out = {}
     for source, root in roots.items():
-        full = data.list_inputs(join(root, "full"), storage)
-        shop = data.list_inputs(join(root, "shop"), storage, join(root, "shop_masks"))
+        full = list_inputs(join(root, "full"), storage)
+        shop = list_inputs(join(root, "shop"), storage, join(root, "shop_masks"))
         out[source, "full"] = (data.read_full_images(full, storage, CFG, 0).materialize(), full)
         out[source, "shop"] = (data.read_shop_photos(shop, storage, CFG, 0).materialize(), shop)
     return out
@@ -70,86 +80,7 @@ def patch_keys(ds: Any) -> list[tuple[int, int, int]]:
     return [(int(r["id"]), int(t), int(left)) for r in rows for t, left in r["windows"]]
 
 
-# ---------------------------------------------------------------- inputs (no Ray)
-
-
-@pytest.mark.parametrize("source", SOURCES)
-def test_prefix_lists_images_sorted_and_matches_masks_by_stem(
-    source: str, roots: dict[str, str], storage: Storage
-) -> None:
-    root = roots[source]
-    shop = data.list_inputs(join(root, "shop"), storage, join(root, "shop_masks"))
-    names = ["000000", "000001", "000002", "broken", "wide"]
-    assert [i.id for i in shop] == list(range(5))
-    assert [rel(i.uri, roots) for i in shop] == [f"shop/{n}.jpg" for n in names]
-    masks = [rel(i.mask, roots) if i.mask else None for i in shop]
-    assert masks == [f"shop_masks/{n}.png" for n in names[:3]] + [None, None]
-    full = data.list_inputs(join(root, "full"), storage)
-    assert len(full) == 14 and not any(i.uri.endswith("README.txt") for i in full)
-
-
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_manifest_rows_resolve_relative_entries(
-    suffix: str, data_root: Path, storage: Storage
-) -> None:
-    absolute = str(data_root / "shop" / "wide.jpg")
-    table = {"image": ["shop/000001.jpg", absolute], "mask": ["shop_masks/000001.png", None]}
-    manifest = data_root / f"manifest{suffix}"
-    _write_table(table, manifest)
-    try:
-        got = data.list_inputs(str(manifest), storage)
-    finally:
-        manifest.unlink()
-    assert got == [
-        data.Input(
-            0,
-            join(str(data_root), "shop/000001.jpg"),
-            join(str(data_root), "shop_masks/000001.png"),
-        ),
-        data.Input(1, absolute, None),
-    ]
-
-
-def test_bad_manifests_are_rejected_naming_the_manifest(tmp_path: Path, storage: Storage) -> None:
-    twice = tmp_path / "twice.csv"
-    twice.write_text("image\na.jpg\na.jpg\n")
-    with pytest.raises(ValueError, match=r"twice.csv: lists .*a.jpg twice"):
-        data.list_inputs(str(twice), storage)
-    no_image = tmp_path / "cols.csv"
-    no_image.write_text("path\na.jpg\n")
-    with pytest.raises(ValueError, match=r"cols.csv: manifest has no 'image' column"):
-        data.list_inputs(str(no_image), storage)
-    with pytest.raises(ValueError, match="names its masks in a 'mask' column"):
-        data.list_inputs(str(twice), storage, mask_prefix=str(tmp_path))
-
-
-def test_permanent_s3_errors_name_the_uri(data_bucket: str, storage: Storage) -> None:
-    with pytest.raises(NotFound, match=r"s3://no-such-bucket/full: no such bucket"):
-        data.list_inputs("s3://no-such-bucket/full", storage)
-    missing = join(data_bucket, "styles", "missing.png")
-    with pytest.raises(NotFound, match=f"{missing}: no such key"):
-        data.load_style(missing, storage, CFG.style_size)
-
-
-def test_style_is_loaded_once_at_its_size_from_any_uri(
-    roots: dict[str, str], storage: Storage
-) -> None:
-    local, s3 = (data.load_style(join(roots[s], "styles/dots.png"), storage, 40) for s in SOURCES)
-    assert local.shape == (3, 40, 40) and torch.equal(local, s3)
-
-
 # ---------------------------------------------------------------- decoding and reports
-
-
-def _write_table(columns: dict[str, list[Any]], path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    table = pa.table(columns)
-    if path.suffix == ".csv":
-        pacsv.write_csv(table, path)
-    else:
-        pq.write_table(table, path)
 
 
 @pytest.mark.ray
@@ -183,10 +114,10 @@ def test_missing_manifest_entries_are_reported_not_fatal(
 ) -> None:
     manifest = data_root.parent / "missing.csv"
     manifest.write_text(f"image\n{data_root}/full/000000.jpg\n{data_root}/full/gone.jpg\n")
-    inputs = data.list_inputs(str(manifest), storage)
+    inputs = list_inputs(str(manifest), storage)
     report = data.data_report(data.read_full_images(inputs, storage, CFG, 0), inputs)
-    assert report == data.DataReport(
-        2, 1, (data.BadFile(f"{data_root}/full/gone.jpg", "missing: no such file"),)
+    assert report == DataReport(
+        2, 1, (BadFile(f"{data_root}/full/gone.jpg", "missing: no such file"),)
     )
 
 
@@ -198,7 +129,7 @@ def test_report_is_written_as_json_and_parquet(
     shop = data.data_report(*decoded["s3", "shop"])
     report = full + shop
     assert (report.inputs, report.good, len(report.bad)) == (19, GOOD_FULL + 4, 6)
-    written = data.write_report(report, join(s3_bucket, "runs/r1"), storage)
+    written = write_report(report, join(s3_bucket, "runs/r1"), storage)
     assert written == [
         join(s3_bucket, "runs/r1", n) for n in ("data_report.json", "bad_files.parquet")
     ]
@@ -251,7 +182,7 @@ def test_masks_keep_only_patches_mostly_inside_the_garment(
 ) -> None:
     fraction = 0.5
     cfg = DataConfig(**{**CFG.__dict__, "patch_mask_fraction": fraction})
-    shop = data.list_inputs(str(data_root / "shop"), storage, str(data_root / "shop_masks"))
+    shop = list_inputs(str(data_root / "shop"), storage, str(data_root / "shop_masks"))
     keys = patch_keys(data.good_rows(data.read_shop_photos(shop, storage, cfg, 0)))
     counts = {i: sum(1 for k in keys if k[0] == i) for i in SHOP_SIZES}
     expected = {
@@ -262,10 +193,10 @@ def test_masks_keep_only_patches_mostly_inside_the_garment(
     assert 0 < sum(expected.values()) < 27  # the masks do filter
 
 
-def fake_photos(n: int, windows: int) -> list[data.Photos]:
+def fake_photos(n: int, windows: int) -> list[Photos]:
     """Photos of one read batch each, with ``windows`` windows apiece; no Ray."""
     return [
-        data.Photos(
+        Photos(
             [i],
             [torch.full((3, 8, 16), i, dtype=torch.uint8)],
             [torch.tensor([[0, w] for w in range(windows)])],
@@ -274,14 +205,14 @@ def fake_photos(n: int, windows: int) -> list[data.Photos]:
     ]
 
 
-def flat_keys(batches: list[list[data.PatchRef]]) -> list[tuple[int, int, int]]:
+def flat_keys(batches: list[list[PatchRef]]) -> list[tuple[int, int, int]]:
     return [(ref[0], ref[2], ref[3]) for batch in batches for ref in batch]
 
 
 def test_patch_shuffle_mixes_photos_and_draws_every_window_once() -> None:
-    def run(seed: int) -> list[list[data.PatchRef]]:
+    def run(seed: int) -> list[list[PatchRef]]:
         rng = np.random.default_rng(seed)
-        return list(data.shuffled_windows(fake_photos(10, 9), 4, rng, buffer=20))
+        return list(shuffled_windows(fake_photos(10, 9), 4, rng, buffer=20))
 
     first, again, other = run(0), run(0), run(1)
     assert all(len(b) == 4 for b in first) and len(first) == 90 // 4  # 2 short ones dropped
@@ -289,7 +220,7 @@ def test_patch_shuffle_mixes_photos_and_draws_every_window_once() -> None:
     assert len(set(keys)) == len(keys) == 88
     assert keys == flat_keys(again) and keys != flat_keys(other)
     assert len({k[0] for k in keys[:20]}) >= 3  # early batches already mix several photos
-    cut = data.cut_patches(first[0], 2)
+    cut = cut_patches(first[0], 2)
     assert cut.shape == (4, 3, 2, 2) and cut.dtype == torch.uint8
     assert [int(c[0, 0, 0]) for c in cut] == [ref[0] for ref in first[0]]  # photo i is all i
 
@@ -299,7 +230,7 @@ def test_patch_epochs_are_deterministic_by_seed_and_epoch(decoded: dict[Any, Any
     photos = data.good_rows(decoded["local", "shop"][0])
 
     def epoch(seed: int, n: int) -> list[bytes]:
-        batches = data.patch_epoch(photos, CFG, 4, seed, prefetch_batches=1)(n)
+        batches = patch_epoch(photos, CFG, 4, seed, prefetch_batches=1)(n)
         return [bytes(p.numpy().tobytes()) for batch in batches for p in batch]
 
     first, again, other, next_epoch = epoch(0, 0), epoch(0, 0), epoch(1, 0), epoch(0, 1)
@@ -337,13 +268,13 @@ def test_global_pairs_depend_on_seed_epoch_and_row_id_not_on_position() -> None:
     for i, img in enumerate(imgs):
         column[i] = img
     batch = {"id": np.array([5, 7, 9]), "image": column}
-    x, y_c = data.GlobalPairCollate(CFG, seed=3, epoch=1)(batch)
+    x, y_c = GlobalPairCollate(CFG, seed=3, epoch=1)(batch)
     assert x.shape == (3, 3, 16, 16) and y_c.shape == (3, 3, 32, 32)
     assert torch.allclose(x, transforms.resize(y_c, 16))  # x is y_c at the low resolution
     swapped = {"id": batch["id"][::-1], "image": batch["image"][::-1]}
-    x2, y2 = data.GlobalPairCollate(CFG, seed=3, epoch=1)(swapped)
+    x2, y2 = GlobalPairCollate(CFG, seed=3, epoch=1)(swapped)
     assert torch.equal(y2, y_c.flip(0)) and torch.equal(x2, x.flip(0))
-    _, next_epoch = data.GlobalPairCollate(CFG, seed=3, epoch=2)(batch)
+    _, next_epoch = GlobalPairCollate(CFG, seed=3, epoch=2)(batch)
     assert not torch.equal(next_epoch, y_c)
 
 
@@ -356,7 +287,7 @@ def test_ray_data_batches_serve_algorithm_1_and_resume(
         join(root, "full"), join(root, "shop"), storage, CFG, 0, join(root, "shop_masks")
     )
     assert (td.report.inputs, td.report.good) == (19, GOOD_FULL + 4)
-    batches = data.RayDataBatches(td.full, td.patches, CFG, batch_size=4, seed=0)
+    batches = RayDataBatches(td.full, td.patches, CFG, batch_size=4, seed=0)
     x, y_c = batches.global_batch()
     assert (
         x.shape == (4, 3, 16, 16) and y_c.shape == (4, 3, 32, 32) and 0 <= x.min() <= x.max() <= 1
@@ -366,7 +297,7 @@ def test_ray_data_batches_serve_algorithm_1_and_resume(
         batches.global_batch()
     state = batches.state_dict()
     assert state == {"global": {"epoch": 2, "batches": 1}, "patch": {"epoch": 0, "batches": 1}}
-    resumed = data.RayDataBatches(td.full, td.patches, CFG, batch_size=4, seed=0)
+    resumed = RayDataBatches(td.full, td.patches, CFG, batch_size=4, seed=0)
     resumed.load_state_dict(state)
     (x, y_c), (x2, y2) = batches.global_batch(), resumed.global_batch()
     assert torch.equal(x, x2) and torch.equal(y_c, y2)
@@ -381,7 +312,7 @@ def test_each_worker_reads_its_streaming_shard(decoded: dict[Any, Any]) -> None:
     full_shards, patch_shards = (ds.streaming_split(2, equal=True) for ds in (full, patches))
 
     def worker(rank: int) -> list[Any]:
-        batches = data.RayDataBatches(full_shards[rank], patch_shards[rank], CFG, 2, seed=0)
+        batches = RayDataBatches(full_shards[rank], patch_shards[rank], CFG, 2, seed=0)
         x, y_c = batches.global_batch()
         patch = batches.patch_batch()
         return [x.shape, y_c.shape, patch.shape, batches.state_dict()]

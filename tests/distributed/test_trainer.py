@@ -8,8 +8,10 @@ storage kind is shared by the tests of that kind.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from conftest import small_dataset, tiny_config
 
 from fsg_ray import config
 from fsg_ray.config import StorageOptions
+from fsg_ray.core import algorithm
 from fsg_ray.distributed import trainer
 from fsg_ray.io import registry
 from fsg_ray.io.storage import Storage
@@ -69,6 +72,14 @@ def catalogue_config(
     )
 
 
+def kill_once(marker: Path, style: str, info: algorithm.StepInfo) -> None:
+    """The ``on_step`` hook: ends the stripes worker's process at step FAIL_AT, as a lost node
+    would, the first time only (``marker`` remembers it across the restarted worker)."""
+    if style == "stripes" and info.done == FAIL_AT and not marker.exists():
+        marker.touch()
+        os._exit(1)
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return small_dataset(tmp_path_factory.mktemp("catalogue-data"), seed=1, n_full=8)
@@ -80,6 +91,7 @@ def local_run(
 ) -> dict[str, Any]:
     """stripes (its worker killed once at step FAIL_AT), dots, and ghost (no style image)."""
     out = str(tmp_path_factory.mktemp("catalogue-out"))
+    killed = tmp_path_factory.mktemp("hooks") / "killed"
     styles = {
         "stripes": str(dataset / "styles/stripes.png"),
         "dots": str(dataset / "styles/dots.png"),
@@ -87,7 +99,9 @@ def local_run(
     }
     cat = catalogue_config(tiny_config(), str(dataset), out, styles)
     storage = Storage()
-    results = trainer.train_catalogue(cat, storage, fail_at={"stripes": FAIL_AT})
+    hook = functools.partial(kill_once, killed)
+    results = trainer.train_catalogue(cat, storage, on_step=hook)
+    assert killed.exists()  # the hook ran in the worker, and killed it
     return {"cat": cat, "storage": storage, "results": {r.style: r for r in results}}
 
 
