@@ -225,3 +225,19 @@ def data_bucket(data_root: Path, s3_server: str, s3_client: Any) -> str:
     for path in storage.list_files(str(data_root)):
         storage.copy(path, join("s3://fsg-data/root", relative(path, str(data_root))))
     return "s3://fsg-data/root"
+
+
+@pytest.fixture(scope="module")
+def storage(s3_server: str) -> Any:
+    """Storage on the local S3 server with one retry, so failure paths stay fast (a test module
+    may override it)."""
+    from fsg_ray.config import StorageOptions
+    from fsg_ray.io.storage import Storage
+
+    return Storage(StorageOptions(endpoint_url=s3_server, region="us-east-1", retries=1))
+
+
+@pytest.fixture(scope="module")
+def roots(data_root: Path, data_bucket: str) -> dict[str, str]:
+    """The synthetic dataset's root, local and on S3, by source name."""
+    return {"local": str(data_root), "s3": data_bucket}

@@ -21,7 +21,7 @@ import torch
 from conftest import BAD_FULL, BAD_SHOP
 from PIL import Image
 
-from fsg_ray.config import DataConfig, StorageOptions
+from fsg_ray.config import DataConfig
 from fsg_ray.core import transforms
 from fsg_ray.distributed import data
 from fsg_ray.distributed.batches import (
@@ -44,16 +44,6 @@ SOURCES = ["local", "s3"]
 GOOD_FULL = 9  # 4 synthetic + CMYK, 16-bit, palette, RGBA, EXIF-rotated
 # (H, W) of the shop photos after resizing the short side to 2 x 32 px, by row id.
 SHOP_SIZES = {0: (64, 64), 1: (64, 64), 2: (64, 64), 4: (64, 128)}
-
-
-@pytest.fixture(scope="module")
-def storage(s3_server: str) -> Storage:
-    return Storage(StorageOptions(endpoint_url=s3_server, region="us-east-1", retries=1))
-
-
-@pytest.fixture(scope="module")
-def roots(data_root: Path, data_bucket: str) -> dict[str, str]:
-    return {"local": str(data_root), "s3": data_bucket}
 
 
 @pytest.fixture(scope="module")

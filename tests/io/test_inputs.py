@@ -13,20 +13,10 @@ import pytest
 import torch
 
 from fsg_ray.io import inputs
-from fsg_ray.io.storage import NotFound, Storage, StorageOptions, join, relative
+from fsg_ray.io.storage import NotFound, Storage, join, relative
 
 SOURCES = ["local", "s3"]
 STYLE_SIZE = 48
-
-
-@pytest.fixture(scope="module")
-def storage(s3_server: str) -> Storage:
-    return Storage(StorageOptions(endpoint_url=s3_server, region="us-east-1", retries=1))
-
-
-@pytest.fixture(scope="module")
-def roots(data_root: Path, data_bucket: str) -> dict[str, str]:
-    return {"local": str(data_root), "s3": data_bucket}
 
 
 def rel(uri: str, roots: dict[str, str]) -> str:
