@@ -3,6 +3,7 @@ shows the exact test command that CI runs."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -73,3 +74,33 @@ def test_readme_shows_the_command_ci_runs() -> None:
     command = ci_test_command()
     readme_lines = [line.strip() for line in README.read_text(encoding="utf-8").splitlines()]
     assert command in readme_lines, f"README.md lacks the exact test command of .ci/run: {command}"
+
+
+PATH_MENTION = re.compile(r"\bfsg_ray(?:/[A-Za-z0-9_]+)+(?:\.[a-z]+)?")
+DOTTED_MENTION = re.compile(r"\bfsg_ray(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def resolves(dotted: str) -> bool:
+    """Whether ``fsg_ray.a.b.c`` names a module, or an attribute of the longest module prefix."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_module_paths_and_names_in_the_docs_exist(page: Path) -> None:
+    """A module moved or renamed leaves no stale ``fsg_ray/...`` path or ``fsg_ray.x.y`` name
+    in the prose or code blocks."""
+    text = page.read_text(encoding="utf-8")
+    stale = [p for p in set(PATH_MENTION.findall(text)) if not (ROOT / p).exists()]
+    stale += [d for d in set(DOTTED_MENTION.findall(text)) if not resolves(d)]
+    assert not stale, f"{page.relative_to(ROOT)} names what does not exist: {sorted(stale)}"
