@@ -12,6 +12,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+#: Files whose comments name modules: job entry points, configs and cluster manifests.
+CONFIG_FILES = sorted(
+    [
+        *ROOT.glob("jobs/**/*.y*ml"),
+        *ROOT.glob("jobs/*.py"),
+        *ROOT.glob("k8s/*"),
+        ROOT / "cluster.yaml",
+    ]
+)
 MAX_README_LINES = 220
 
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)  # code blocks: commands, not links
@@ -96,7 +105,7 @@ def resolves(dotted: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("page", PAGES + CONFIG_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_module_paths_and_names_in_the_docs_exist(page: Path) -> None:
     """A module moved or renamed leaves no stale ``fsg_ray/...`` path or ``fsg_ray.x.y`` name
     in the prose or code blocks."""
