@@ -179,7 +179,7 @@ def write_data(root: Path, cfg: config.TrainConfig) -> None:
         seed=cfg.schedule.seed,
         n_full=48,
         n_shop=12,
-        n_heldout=4,
+        n_heldout=len(synthetic.GARMENT_KINDS),  # one held-out garment of each kind
         full_size=DEMO_IMAGE_SIZE,
         shop_size=DEMO_IMAGE_SIZE,
         style_size=cfg.data.style_size,
