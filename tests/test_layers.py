@@ -40,6 +40,7 @@ EXTRA: dict[str, tuple[str, ...]] = {
     "fsg_ray.distributed.api": ("ray",),
     "fsg_ray.distributed.restyle_plan": ("ray",),
     "fsg_ray.app.evaluate": ("ray",),
+    "fsg_ray.app.evaluate_styles": ("ray",),
     "fsg_ray.app.data": ("ray",),
     "fsg_ray.io.compositing": ("torch",),
 }

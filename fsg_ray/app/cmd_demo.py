@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fsg_ray.app.options import Parents
+from fsg_ray.app.options import Parents, add_verbose
 from fsg_ray.io import synthetic
 
 
@@ -51,6 +51,7 @@ def register(
     demo.add_argument(
         "--quick", action="store_true", help="a few steps only: checks the pipeline quickly"
     )
+    add_verbose(demo)
     demo.set_defaults(func=run)
 
 
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         s3=args.s3,
         num_cpus=args.num_cpus,
+        verbose=args.verbose,
         ablate=ablate,
     )
     results = [trainer.StyleResult(**r) for r in result["results"]]

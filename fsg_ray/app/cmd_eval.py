@@ -11,7 +11,17 @@ from fsg_ray.config import EvalConfig, StorageOptions, from_dict, options_with_f
 from fsg_ray.io.storage import Storage, StorageError
 
 #: The options of ``fsg eval`` that make its :class:`~fsg_ray.config.EvalConfig`.
-EVAL_KEYS = ("registry", "style", "images", "out", "masks", "gatys_iters", "max_side", "eval_vgg")
+EVAL_KEYS = (
+    "registry",
+    "style",
+    "styles",
+    "images",
+    "out",
+    "masks",
+    "gatys_iters",
+    "max_side",
+    "eval_vgg",
+)
 
 
 def register(
@@ -28,12 +38,23 @@ def register(
         "(rows: garments; columns: style image, input, each method inside the garment "
         "mask), OUT/metrics.json and OUT/metrics.md (style distances, structure, silhouette "
         "IoU, background leakage, seconds per image; see docs/metrics.md) and each raw "
-        "output under OUT/outputs/<method>/.",
+        "output under OUT/outputs/<method>/. With --styles, each style's files go to "
+        "OUT/<style>/ and OUT/summary.md (also printed) compares the styles: per style and "
+        "method style SWD, its ratio to the input's, structure, silhouette IoU, and whether "
+        "the full method is Pareto-better than each ablation.",
         epilog="Exit status: 0 on success, 2 for bad arguments, an unknown style, missing "
         "images or masks, or an unreadable URI.",
     )
     ev.add_argument("--registry", required=True, help="style registry (URI)")
-    ev.add_argument("--style", required=True, help="base style name, e.g. stripes")
+    which = ev.add_mutually_exclusive_group(required=True)
+    which.add_argument("--style", help="base style name, e.g. stripes")
+    which.add_argument(
+        "--styles",
+        type=_style_list,
+        help="several base styles, comma-separated (e.g. stripes,leopard,porcelain), or "
+        "'all' for every base style of the registry; outputs in OUT/<style>/ plus "
+        "OUT/summary.md",
+    )
     ev.add_argument("--images", required=True, help="prefix of garment photos (URI)")
     ev.add_argument(
         "--masks",
@@ -63,19 +84,36 @@ def register(
     ev.set_defaults(func=run)
 
 
+def _style_list(text: str) -> tuple[str, ...]:
+    """``a,b,c`` -> ("a", "b", "c"), spaces around names dropped (checked by EvalConfig)."""
+    return tuple(name.strip() for name in text.split(","))
+
+
 def run(args: argparse.Namespace) -> int:
-    """Evaluates, prints the table of means and the files written."""
-    from fsg_ray.app import evaluate
+    """Evaluates one style or several, prints the table(s) and the files written."""
+    from fsg_ray.app import evaluate, evaluate_styles
 
     options = StorageOptions.given(args.endpoint_url)
     flags = {k: getattr(args, k) for k in EVAL_KEYS}
-    cfg = from_dict(EvalConfig, options_with_flags(None, flags, EVAL_KEYS))
+    # --style and --styles are exclusive: the one not given is None in the config.
+    cfg = from_dict(EvalConfig, {"style": None, **options_with_flags(None, flags, EVAL_KEYS)})
     try:
-        report = evaluate.evaluate(cfg, Storage(options))
+        if cfg.styles:
+            summary = evaluate_styles.evaluate_styles(cfg, Storage(options))
+        else:
+            report = evaluate.evaluate(cfg, Storage(options))
     except StorageError as e:
         print(f"fsg eval: error: {e}", file=sys.stderr)
         return 2
-    print(evaluate.format_table(report))
-    for name in (evaluate.SHEET, evaluate.METRICS_JSON, evaluate.METRICS_MD):
-        print(f"wrote {cfg.out.rstrip('/')}/{name}")
+    out = cfg.out.rstrip("/")
+    if cfg.styles:
+        print(evaluate_styles.format_summary(summary))
+        for style in summary["styles"]:
+            print(f"wrote {out}/{style}/ ({evaluate.SHEET}, {evaluate.METRICS_MD}, ...)")
+        names = [evaluate_styles.SUMMARY_MD, evaluate_styles.SUMMARY_JSON]
+    else:
+        print(evaluate.format_table(report))
+        names = [evaluate.SHEET, evaluate.METRICS_JSON, evaluate.METRICS_MD]
+    for name in names:
+        print(f"wrote {out}/{name}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fsg_ray.app.options import Parents
+from fsg_ray.app.options import Parents, add_verbose
 
 
 def register(
@@ -23,6 +23,7 @@ def register(
     )
     train.add_argument("config", help="catalogue YAML (see jobs/configs/paper_styles.yaml)")
     train.add_argument("--styles", help="comma-separated subset of the catalogue's styles")
+    add_verbose(train)
     train.set_defaults(func=run)
 
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     cat = load_catalogue(args.config)  # every key checked before Ray starts
     styles = args.styles.split(",") if args.styles else None
-    with session.ray_session(args.address, args.num_cpus):
+    with session.ray_session(args.address, args.num_cpus, verbose=args.verbose):
         results = trainer.train_catalogue(cat, styles=styles)
     print(trainer.format_summary(results))
     return 1 if any(r.status == "failed" for r in results) else 0

@@ -179,7 +179,7 @@ def write_data(root: Path, cfg: config.TrainConfig) -> None:
         seed=cfg.schedule.seed,
         n_full=48,
         n_shop=12,
-        n_heldout=4,
+        n_heldout=len(synthetic.GARMENT_KINDS),  # one held-out garment of each kind
         full_size=DEMO_IMAGE_SIZE,
         shop_size=DEMO_IMAGE_SIZE,
         style_size=cfg.data.style_size,
@@ -212,9 +212,10 @@ def run_demo(
     s3: bool = False,
     num_cpus: int | None = None,
     ablate: Sequence[str] = DEMO_STYLES,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Trains the demo styles, and the ablations of those in ``ablate``, on Ray, publishes
-    them and writes the grids.
+    them and writes the grids. ``verbose`` shows Ray's own log lines on the console too.
 
     Raises:
         ValueError: An unknown style name (the message lists the valid ones), or a style to
@@ -236,7 +237,7 @@ def run_demo(
         cat = demo_catalogue(data_uri, out_uri, styles, train, cpus, endpoint, ablate)
         atomic_write_bytes(out / "catalogue.yaml", yaml.safe_dump(config.to_dict(cat)).encode())
         storage = trainer.storage_for(cat)
-        with session.ray_session(num_cpus=cpus):
+        with session.ray_session(num_cpus=cpus, verbose=verbose):
             results = trainer.train_catalogue(cat, storage)
         grids = _grids(out, cat, storage, [r.style for r in results if r.version])
     return {

@@ -243,8 +243,13 @@ def evaluate(cfg: EvalConfig, storage: Storage) -> dict[str, Any]:
 
     Raises:
         StyleNotFound: The registry has no entry of that base style.
-        ValueError: See :func:`load_garments`; the style image cannot be decoded.
+        ValueError: See :func:`load_garments`; the style image cannot be decoded; the
+            config names several styles, not one.
     """
+    if cfg.style is None:
+        raise ValueError(
+            "evaluate() takes one style (eval.style); for eval.styles see evaluate_styles"
+        )
     entries = registry.modes(storage, cfg.registry, cfg.style)
     garments = load_garments(storage, cfg.images, cfg.masks, cfg.max_side)
     first = entries[0]

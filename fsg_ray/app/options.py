@@ -43,3 +43,17 @@ def parents() -> Parents:
         "--num-cpus", type=int, default=None, help="CPUs of a new local Ray (default: all)"
     )
     return Parents(endpoint, ray)
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    """``--verbose`` after a Ray subcommand: the same flag as ``fsg --verbose`` (debug
+    logging), and Ray's own log lines on the console (:mod:`fsg_ray.distributed.console`).
+    SUPPRESS keeps ``fsg --verbose train`` working: the subparser's default does not
+    overwrite the value the main parser set."""
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show Ray's own log lines (per-report lines, Ray Data plans) and debug logs; "
+        "by default the console shows our progress lines, the summary and real warnings",
+    )

@@ -53,7 +53,7 @@ from fsg_ray.config import (
     to_dict,
 )
 from fsg_ray.core import algorithm, transforms
-from fsg_ray.distributed import data
+from fsg_ray.distributed import console, data, session
 from fsg_ray.distributed.batches import RayDataBatches
 from fsg_ray.io import images, inputs, registry, visualize
 from fsg_ray.io.storage import NotFound, Storage, StorageError
@@ -355,7 +355,8 @@ class _Job:
 def _train_loop(config: dict[str, Any]) -> None:
     """Ray Train's ``train_loop_per_worker``: Algorithm 1 for one style, resumable."""
     job = _Job.from_config(config)
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # it logs every report at INFO
+    # Ray Train configured this worker's logging just before: filter its console now.
+    console.quiet_worker(session.RAY_DIR)
     ctx = ray.train.get_context()
     rank = ctx.get_world_rank()
     device = ray.train.torch.get_device()

@@ -15,7 +15,7 @@ from conftest import micro_config
 from PIL import Image
 
 from fsg_ray import config
-from fsg_ray.app import evaluate
+from fsg_ray.app import evaluate, evaluate_styles
 from fsg_ray.app.main import main
 from fsg_ray.core import algorithm
 from fsg_ray.core.models import VGGWeights
@@ -178,3 +178,134 @@ def test_bad_arguments_fail_with_exit_2_and_a_reason(
     assert main(["eval", *[x for kv in args.items() for x in kv]]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "out" / evaluate.SHEET).exists()
+
+
+def _eval_args(setup: dict[str, str], out: Path, *which: str) -> list[str]:
+    return [
+        "eval", "--registry", setup["registry"], *which, "--images", setup["images"],
+        "--masks", setup["masks"], "--gatys-iters", "0", "--out", str(out),
+    ]  # fmt: skip
+
+
+def test_styles_all_evaluates_each_style_into_its_folder_with_one_summary(
+    setup: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "all"
+    assert main(_eval_args(setup, out, "--styles", "all")) == 0
+    printed = capsys.readouterr().out
+    for style in ("dots", "stripes"):
+        for name in (evaluate.SHEET, evaluate.METRICS_JSON, evaluate.METRICS_MD):
+            assert (out / style / name).is_file(), (style, name)
+    summary = json.loads((out / evaluate_styles.SUMMARY_JSON).read_text())
+    assert summary["styles"] == ["dots", "stripes"]
+    assert [(r["style"], r["mode"]) for r in summary["rows"]] == [
+        ("dots", "input"), ("dots", "full"), ("stripes", "input"), ("stripes", "full"),
+        ("stripes", "global_only"), ("stripes", "patch_only"),
+    ]  # fmt: skip
+    stripes = json.loads((out / "stripes" / evaluate.METRICS_JSON).read_text())["methods"]
+    input_swd = stripes[0]["mean"]["style_swd"]
+    for row, method in zip(summary["rows"][2:], stripes, strict=True):
+        assert row["method"] == method["method"]
+        for key in ("style_swd", "structure", "silhouette_iou"):
+            assert row[key] == pytest.approx(method["mean"][key])
+        assert row["swd_ratio"] == pytest.approx(method["mean"]["style_swd"] / input_swd)
+    # Verdicts: the full method against both ablations, computed from the measured means.
+    full = stripes[1]["mean"]
+    assert [v["ablation"] for v in summary["verdicts"]] == ["global_only", "patch_only"]
+    for verdict, ablation in zip(summary["verdicts"], stripes[2:], strict=True):
+        better = (
+            full["style_swd"] <= ablation["mean"]["style_swd"]
+            and full["structure"] >= ablation["mean"]["structure"]
+        )
+        assert verdict["pareto_better"] == better
+        assert verdict["line"].startswith(f"stripes: full vs {verdict['ablation']}: ")
+    text = (out / evaluate_styles.SUMMARY_MD).read_text()
+    assert text in printed  # the summary is printed as written
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert table[0] == (
+        "| style | method | mode | style SWD ↓ | SWD / input ↓ | structure ↑ | silhouette IoU ↑ |"
+    )
+    assert len(table) == 2 + 6 and table[2].startswith("| dots | input | input | ")
+    assert "- dots: no full method and ablation to compare" in text
+    assert sum(line.startswith("- stripes: full vs ") for line in text.splitlines()) == 2
+
+
+def test_styles_list_evaluates_only_those(setup: dict[str, str], tmp_path: Path) -> None:
+    assert main(_eval_args(setup, tmp_path, "--styles", "dots")) == 0
+    summary = json.loads((tmp_path / evaluate_styles.SUMMARY_JSON).read_text())
+    assert summary["styles"] == ["dots"] and not (tmp_path / "stripes").exists()
+
+
+def test_unknown_styles_fail_before_any_evaluation(
+    setup: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    assert main(_eval_args(setup, out, "--styles", "stripes, waves,zig")) == 2
+    err = capsys.readouterr().err
+    assert "unknown styles 'waves', 'zig'" in err and "known styles: dots, stripes" in err
+    assert not out.exists()  # checked before the first style ran
+    assert main(_eval_args(setup, out, "--styles", "stripes,Bad!")) == 2
+    assert "eval.styles[1]: 'Bad!' is not a valid style name" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --style and --styles are exclusive
+        main(_eval_args(setup, out, "--style", "dots", "--styles", "all"))
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_all_on_an_empty_registry_fails(tmp_path: Path) -> None:
+    with pytest.raises(registry.StyleNotFound, match="no styles in"):
+        evaluate_styles.resolve_styles(Storage(), str(tmp_path), ["all"])
+
+
+def _method(name: str, mode: str, swd: float, structure: float) -> dict[str, Any]:
+    mean = {"style_swd": swd, "structure": structure, "silhouette_iou": 0.9}
+    return {"method": name, "mode": mode, "version": "v1", "mean": mean}
+
+
+def test_verdicts_from_constructed_rows() -> None:
+    methods = [
+        _method("input", "input", 0.8, 1.0),
+        _method("stripes", "full", 0.41, 0.71),
+        _method("stripes-feeds", "global_only", 0.45, 0.66),
+        _method("stripes-mgan", "patch_only", 0.30, 0.80),
+    ]
+    better, worse = evaluate_styles.verdicts("stripes", methods)
+    assert better.pareto_better and better.line == (
+        "stripes: full vs global_only: Pareto-better (SWD 0.41 ≤ 0.45, structure 0.71 ≥ 0.66)"
+    )
+    assert not worse.pareto_better and worse.line == (
+        "stripes: full vs patch_only: not Pareto-better (SWD 0.41 > 0.3, structure 0.71 < 0.8)"
+    )
+    # Ties count as no worse; better on one axis only is not Pareto-better.
+    tie = [_method("a", "full", 0.5, 0.6), _method("b", "global_only", 0.5, 0.6)]
+    assert evaluate_styles.verdicts("s", tie)[0].pareto_better
+    trade = [_method("a", "full", 0.4, 0.5), _method("b", "global_only", 0.5, 0.6)]
+    (traded,) = evaluate_styles.verdicts("s", trade)
+    assert not traded.pareto_better and "(SWD 0.4 ≤ 0.5, structure 0.5 < 0.6)" in traded.line
+    # Several entries of one mode are named; no full method, no verdicts.
+    two = [*trade, _method("c", "global_only", 0.3, 0.4)]
+    assert [v.ablation for v in evaluate_styles.verdicts("s", two)] == [
+        "global_only (b)",
+        "global_only (c)",
+    ]
+    assert evaluate_styles.verdicts("s", methods[2:]) == []
+
+
+def test_summary_table_from_constructed_reports() -> None:
+    reports = {
+        "stripes": {
+            "methods": [
+                _method("input", "input", 0.8, 1.0),
+                _method("stripes", "full", 0.4, 0.7),
+                _method("stripes-feeds", "global_only", 0.5, 0.6),
+            ]
+        },
+        "leopard": {"methods": [_method("leopard", "full", 0.3, 0.5)]},  # no input row
+    }
+    result = evaluate_styles.summarise(reports)
+    assert [r["swd_ratio"] for r in result["rows"]] == [pytest.approx(1.0), 0.5, 0.625, None]
+    text = evaluate_styles.format_summary(result)
+    assert "| stripes | stripes v1 | full | 0.4 | 0.5 | 0.7 | 0.9 |" in text
+    assert "| leopard | leopard v1 | full | 0.3 | - | 0.5 | 0.9 |" in text
+    assert text.index("- stripes: full vs global_only: Pareto-better") < text.index(
+        "- leopard: no full method and ablation to compare"
+    )

@@ -50,6 +50,24 @@ EVAL = {"registry": "s3://b/reg", "style": "bear", "images": "s3://b/in/", "out"
         (config.EvalConfig, {**EVAL, "gatys_iters": -1}, "eval.gatys_iters: must be >= 0"),
         (config.EvalConfig, {**EVAL, "style": "A"}, "eval.style: 'A' is not a valid style name"),
         (
+            config.EvalConfig,
+            {**EVAL, "styles": ["a"]},
+            "eval.styles: give eval.style (one style) or eval.styles",
+        ),
+        (config.EvalConfig, {**EVAL, "style": None}, "eval.style: required: give eval.style or"),
+        (config.EvalConfig, {**EVAL, "style": None, "styles": ["all", "a"]}, "eval.styles: 'all'"),
+        (
+            config.EvalConfig,
+            {**EVAL, "style": None, "styles": ["a", "B!"]},
+            "eval.styles[1]: 'B!' is not",
+        ),
+        (
+            config.EvalConfig,
+            {**EVAL, "style": None, "styles": ["a", "a"]},
+            "eval.styles: styles given twice: a",
+        ),
+        (config.EvalConfig, {**EVAL, "style": None, "styles": "a"}, "eval.styles: expected a list"),
+        (
             config.StorageOptions,
             {"endpoint_url": "minio:9000"},
             "storage.endpoint_url: 'minio:9000' must start with http://",

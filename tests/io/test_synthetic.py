@@ -9,17 +9,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from fsg_ray.io.synthetic import (
+    BACKGROUNDS,
     GARMENT_KINDS,
+    PRODUCT_BACKGROUNDS,
     STYLE_NAMES,
     SyntheticLayout,
+    fabric,
     garment,
+    heldout_kinds,
     style_texture,
     write_dataset,
 )
 from fsg_ray.io.synthetic.dataset import _image_seed
+from fsg_ray.io.synthetic.garments import _place
+from fsg_ray.io.synthetic.shapes import SHAPES
 
 SIZE = 96
 
@@ -33,7 +39,7 @@ def textures() -> dict[str, np.ndarray]:
     return {name: np.asarray(style_texture(name, 256), np.float32) for name in STYLE_NAMES}
 
 
-@pytest.mark.parametrize("background", ["plain", "cluttered"])
+@pytest.mark.parametrize("background", BACKGROUNDS)
 @pytest.mark.parametrize("kind", GARMENT_KINDS)
 def test_garment_image_and_mask(kind: str, background: str) -> None:
     image, mask = garment(3, SIZE, kind, background)
@@ -76,23 +82,90 @@ def test_kind_none_matches_naming_the_drawn_kind() -> None:
 def test_seed_picks_every_kind() -> None:
     masks = {np.asarray(garment(s, 32)[1]).tobytes() for s in range(12)}
     assert len(masks) == 12
+    drawn = {int(np.random.default_rng(s).integers(len(GARMENT_KINDS))) for s in range(40)}
+    assert drawn == set(range(len(GARMENT_KINDS)))
 
 
-def test_backgrounds_plain_vs_cluttered() -> None:
-    for seed, kind in zip(range(4), GARMENT_KINDS, strict=True):
-        plain, pmask = _arrays(*garment(seed, SIZE, kind, "plain"))
-        busy, bmask = _arrays(*garment(seed, SIZE, kind, "cluttered"))
-        assert np.array_equal(pmask, bmask)  # the background does not change the garment
-        assert np.array_equal(plain[pmask], busy[bmask])
-        outside_plain, outside_busy = plain[~pmask], busy[~bmask]
-        assert outside_plain.mean() > 230
-        assert outside_busy.var() > 20 * outside_plain.var()
+@pytest.mark.parametrize("kind", GARMENT_KINDS)
+def test_mask_is_exactly_the_drawn_garment(kind: str) -> None:
+    """The pixels that no backdrop changes are exactly the mask: the garment is drawn
+    nowhere outside it and every mask pixel is garment."""
+    for seed in range(3):
+        renders = [_arrays(*garment(seed, SIZE, kind, bg)) for bg in BACKGROUNDS]
+        mask = renders[0][1]
+        assert all(np.array_equal(m, mask) for _, m in renders)
+        same = np.ones_like(mask)
+        for image, _ in renders[1:]:
+            same &= np.all(image == renders[0][0], axis=-1)
+        assert np.array_equal(same, mask), (kind, seed, int((same ^ mask).sum()))
+
+
+def test_backgrounds() -> None:
+    for seed, kind in zip(range(len(GARMENT_KINDS)), GARMENT_KINDS, strict=True):
+        outside = {bg: _arrays(*garment(seed, SIZE, kind, bg)) for bg in BACKGROUNDS}
+        plain, busy = (im[~m] for im, m in (outside["plain"], outside["cluttered"]))
+        assert plain.mean() > 230
+        assert busy.var() > 20 * plain.var()
+        coloured = outside["coloured"][0][~outside["coloured"][1]].mean(0)
+        assert np.ptp(coloured) > 8 or coloured.mean() < 215, (seed, coloured)  # not white
+        image, mask = outside["gradient"]
+        rows = np.where(mask, np.nan, image.mean(-1)).T  # (x, y): one column per image row
+        row_means = np.nanmean(rows, axis=0)
+        assert np.ptp(row_means) > 3 * np.nanstd(rows[:, 0]), seed  # top to bottom sweep
 
 
 def test_garment_differs_from_plain_background() -> None:
     for seed in range(8):
         image, mask = _arrays(*garment(seed, SIZE, background="plain"))
         assert image[mask].mean() < image[~mask].mean() - 15
+
+
+def _interior_edges(image: Image.Image, mask: Image.Image) -> float:
+    """Share of pixels 4 px or more inside the mask with a luma gradient above 3 levels/px."""
+    luma = np.asarray(image.convert("L").filter(ImageFilter.GaussianBlur(1)), np.float32)
+    gy, gx = np.gradient(luma)
+    inner = np.asarray(mask.filter(ImageFilter.MinFilter(9))) > 0
+    return float((np.hypot(gx, gy)[inner] > 3).mean())
+
+
+@pytest.mark.parametrize("kind", GARMENT_KINDS)
+def test_garments_have_design_edges_inside(kind: str) -> None:
+    """Seams, pockets, buttons, prints and folds give the structure metric edges to keep
+    inside the outline, on every garment, dark ones included (contrast stitching)."""
+    shares = [_interior_edges(*garment(seed, 160, kind)) for seed in range(8)]
+    assert min(shares) > 0.05 and np.mean(shares) > 0.2, shares
+
+
+def test_every_kind_has_details_of_its_own() -> None:
+    rng = np.random.default_rng(0)
+    base = np.array([90.0, 40.0, 40.0])
+    for kind, draw in SHAPES.items():
+        shape = draw(rng, base)
+        assert len(shape.details) >= 5, kind
+        painted = [d for d in shape.details if d.colour is not None]
+        if kind in ("shirt", "jacket", "skirt"):
+            assert painted, kind  # buttons
+
+
+def test_placement_flips_turns_and_scales_inside_the_margin() -> None:
+    shape = SHAPES["shirt"](np.random.default_rng(0), np.zeros(3))
+    places = [_place(np.random.default_rng(s), 100, shape) for s in range(60)]
+    assert {p.flip for p in places} == {-1.0, 1.0}
+    angles = np.rad2deg([p.angle for p in places])
+    assert angles.min() < -4 and angles.max() > 4 and np.abs(angles).max() <= 8
+    assert np.ptp([p.scale for p in places]) > 15
+    for seed in range(20):
+        for kind in GARMENT_KINDS:
+            m = np.asarray(garment(seed, 50, kind)[1]) > 0
+            assert not (m[:2].any() or m[-2:].any() or m[:, :2].any() or m[:, -2:].any())
+
+
+def test_light_brightens_the_side_and_top_it_comes_from() -> None:
+    side = np.array([-0.8, 0.8])
+    from_right = fabric.shading(fabric.Light(1.0, 0.0, 0.4), side, np.zeros(2))
+    assert from_right[1] > from_right[0] + 0.1
+    from_above = fabric.shading(fabric.Light(0.0, -1.0, 0.4), np.zeros(2), np.array([-0.4, 0.4]))
+    assert from_above[0] > from_above[1] + 0.05
 
 
 @pytest.mark.parametrize("name", STYLE_NAMES)
@@ -129,7 +202,7 @@ def test_style_texture_deterministic_and_seeded() -> None:
     ("call", "bad", "valid"),
     [
         (lambda: garment(0, 64, kind="hat"), "hat", GARMENT_KINDS),
-        (lambda: garment(0, 64, background="beach"), "beach", ("plain", "cluttered")),
+        (lambda: garment(0, 64, background="beach"), "beach", BACKGROUNDS),
         (lambda: style_texture("paisley", 64), "paisley", STYLE_NAMES),
         (lambda: write_dataset("/nonexistent/x", styles=["dots", "plaid"]), "plaid", STYLE_NAMES),
     ],
@@ -204,13 +277,30 @@ def test_write_dataset(tmp_path: Path) -> None:
 
 def test_dataset_masks_match_garments(tmp_path: Path) -> None:
     written = write_dataset(
-        tmp_path, seed=1, n_full=0, n_shop=2, n_heldout=0, shop_size=64, styles=()
+        tmp_path, seed=1, n_full=0, n_shop=3, n_heldout=0, shop_size=64, styles=()
     )
     assert written["full"] == [] and written["styles"] == []
-    for photo, mask_path in zip(written["shop"], written["shop_masks"], strict=True):
-        image = np.asarray(Image.open(tmp_path / photo), np.float32)
-        mask = np.asarray(Image.open(tmp_path / mask_path)) > 0
-        assert image[~mask].mean() > 225 and image[mask].mean() < image[~mask].mean() - 15
+    for i, (photo, mask_path) in enumerate(
+        zip(written["shop"], written["shop_masks"], strict=True)
+    ):
+        backdrop = PRODUCT_BACKGROUNDS[i]  # shop photos take each product backdrop in turn
+        image, mask = garment(_image_seed(1, "shop", i), 64, background=backdrop)
+        assert np.array_equal(np.asarray(Image.open(tmp_path / mask_path)), np.asarray(mask))
+        jpeg = np.asarray(Image.open(tmp_path / photo), np.float32)
+        assert np.abs(jpeg - np.asarray(image, np.float32)).mean() < 4
+
+
+def test_heldout_split_holds_every_kind(tmp_path: Path) -> None:
+    n = len(GARMENT_KINDS)
+    assert sorted(heldout_kinds(n)) == sorted(GARMENT_KINDS)
+    assert heldout_kinds(n + 2)[n:] == heldout_kinds(2)
+    written = write_dataset(tmp_path, seed=4, n_full=0, n_shop=0, shop_size=48, styles=())
+    assert len(written["heldout"]) == n  # the default count: one of each kind
+    for i, kind in enumerate(heldout_kinds(n)):
+        image, mask = garment(_image_seed(4, "heldout", i), 48, kind=kind)  # plain backdrop
+        assert np.array_equal(np.asarray(Image.open(tmp_path / written["heldout_masks"][i])), mask)
+        photo = np.asarray(Image.open(tmp_path / written["heldout"][i]), np.float32)
+        assert np.abs(photo - np.asarray(image, np.float32)).mean() < 10  # JPEG of a print
 
 
 def test_split_seeds_are_disjoint() -> None:
@@ -226,10 +316,11 @@ def _digest(*parts: Image.Image | bytes) -> str:
     return d.hexdigest()[:16]
 
 
-# Output pins, taken before synthetic.py became a package (#14): the split must not change a
-# single pixel. They depend on the numpy and Pillow builds (float32 trig, JPEG encoder), so a
-# dependency upgrade may legitimately change them; a refactor may not.
-GARMENT_PINS = {"plain": "389bd7ec35c407a8", "cluttered": "160e521a4a3abee4"}
+# Output pins. Garment pins retaken when the garments gained kinds, details, prints, lighting
+# and backdrops (#15, an intended change); texture pins unchanged since before synthetic.py
+# became a package (#14). They depend on the numpy and Pillow builds (float32 trig, JPEG
+# encoder), so a dependency upgrade may legitimately change them; a refactor may not.
+GARMENT_PINS = {"plain": "aaabd5b19484c4e5", "cluttered": "f2095647da02288d"}
 TEXTURE_PINS = {
     "stripes": "5548a8fced21f295",
     "dots": "57bdb949f7938a74",
@@ -264,4 +355,4 @@ def test_dataset_files_are_pinned(tmp_path: Path) -> None:
     )
     files = _files(tmp_path)
     parts = [part for rel in sorted(files) for part in (rel.encode(), files[rel])]
-    assert _digest(*parts) == "815dc1637fd8b721"
+    assert _digest(*parts) == "bb02518ffd24bbfa"

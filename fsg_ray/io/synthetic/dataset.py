@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from fsg_ray.io.synthetic._common import check_choice, check_size
-from fsg_ray.io.synthetic.garments import GARMENT_KINDS, garment
+from fsg_ray.io.synthetic.garments import GARMENT_KINDS, PRODUCT_BACKGROUNDS, garment
 from fsg_ray.io.synthetic.styles import STYLE_NAMES, style_texture
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class SyntheticLayout:
     """Folder names of a synthetic dataset, relative to its root."""
 
     full: str = "full"  # Fashion144k-like full images (cluttered backgrounds, JPEG)
-    shop: str = "shop"  # shop photos (plain backgrounds, JPEG)
+    shop: str = "shop"  # shop photos (plain, coloured or gradient backdrops, JPEG)
     shop_masks: str = "shop_masks"  # masks of shop photos, PNG, same file stem as the photo
     styles: str = "styles"  # one PNG per style, <name>.png
     heldout: str = "heldout"  # held-out test garments (plain background, JPEG) ...
@@ -71,13 +71,19 @@ def _images(
         image, _ = garment(_image_seed(seed, "full", i), full_size, background="cluttered")
         out.append(("full", f"{i:06d}.jpg", image))
     for i in range(n_shop):
-        image, mask = garment(_image_seed(seed, "shop", i), shop_size)
+        backdrop = PRODUCT_BACKGROUNDS[i % len(PRODUCT_BACKGROUNDS)]
+        image, mask = garment(_image_seed(seed, "shop", i), shop_size, background=backdrop)
         out += [("shop", f"{i:06d}.jpg", image), ("shop_masks", f"{i:06d}.png", mask)]
-    for i in range(n_heldout):
-        kind = GARMENT_KINDS[i % len(GARMENT_KINDS)]
+    for i, kind in enumerate(heldout_kinds(n_heldout)):
         image, mask = garment(_image_seed(seed, "heldout", i), shop_size, kind=kind)
         out += [("heldout", f"{i:06d}.jpg", image), ("heldout_masks", f"{i:06d}.png", mask)]
     return out
+
+
+def heldout_kinds(n_heldout: int) -> list[str]:
+    """The garment kind of each held-out garment: ``GARMENT_KINDS`` in turn, so any
+    ``len(GARMENT_KINDS)`` consecutive ones hold every kind once."""
+    return [GARMENT_KINDS[i % len(GARMENT_KINDS)] for i in range(n_heldout)]
 
 
 def write_dataset(
@@ -86,7 +92,7 @@ def write_dataset(
     seed: int = 0,
     n_full: int = 64,
     n_shop: int = 16,
-    n_heldout: int = 4,
+    n_heldout: int = len(GARMENT_KINDS),
     full_size: int = 256,
     shop_size: int = 256,
     style_size: int = 256,
@@ -94,17 +100,20 @@ def write_dataset(
 ) -> dict[str, list[str]]:
     """Writes a synthetic dataset in ``SyntheticLayout`` under ``out_dir``.
 
-    Full images (cluttered), shop photos and held-out garments (plain) use disjoint
-    per-image seeds derived from (seed, split, index); held-out garments cycle through
-    ``GARMENT_KINDS``. The same arguments give byte-identical files; each file is written
-    atomically.
+    Full images (cluttered backdrops), shop photos (plain, coloured and gradient backdrops
+    in turn) and held-out garments (plain backdrops, which the evaluation's estimated
+    silhouettes need) use disjoint per-image seeds derived from (seed, split, index);
+    held-out garments cycle through ``GARMENT_KINDS`` (:func:`heldout_kinds`), so the
+    default count holds one of each. The same arguments give byte-identical files; each
+    file is written atomically.
 
     Args:
         out_dir: Root folder; created if missing.
         seed: Dataset seed (non-negative).
         n_full: Number of full (street-like) images.
         n_shop: Number of shop photos, each with a mask of the same stem.
-        n_heldout: Number of held-out garments, each with a mask of the same stem.
+        n_heldout: Number of held-out garments, each with a mask of the same stem; at least
+            ``len(GARMENT_KINDS)`` to hold every kind.
         full_size: Side of full images in pixels.
         shop_size: Side of shop photos, held-out garments and their masks.
         style_size: Side of style images.
