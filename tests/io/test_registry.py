@@ -182,14 +182,11 @@ def test_crash_before_the_index_write_leaves_the_old_version(
     reg: Registry, state: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     v1 = registry.publish(*reg, "stripes", state, meta())
-    write = reg.storage.write_bytes
 
-    def crash_on_index(uri: str, data: bytes) -> str:
-        if uri.endswith("stripes/index.json"):
-            raise StorageError(f"{uri}: simulated crash")
-        return write(uri, data)
+    def crash_on_index(uri: str, data: bytes, etag: str | None) -> str:
+        raise StorageError(f"{uri}: simulated crash")
 
-    monkeypatch.setattr(reg.storage, "write_bytes", crash_on_index)
+    monkeypatch.setattr(reg.storage, "write_if_match", crash_on_index)
     with pytest.raises(StorageError, match="simulated crash"):
         registry.publish(*reg, "stripes", variant(state, 1), meta(), files={"samples.png": b"old"})
     leftover = join(reg.uri, "stripes", "v2")
