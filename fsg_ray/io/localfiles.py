@@ -23,6 +23,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -96,11 +97,20 @@ def is_own_file(name: str) -> bool:
     return name.startswith(".") and name.endswith((_TEMPORARY, _LOCK))
 
 
-def list_files(folder: str) -> list[str]:
-    """Every file below ``folder``, recursively, relative to it, without our own files."""
-    root = Path(folder)
-    files = (p for p in root.rglob("*") if p.is_file() and not is_own_file(p.name))
-    return [p.relative_to(root).as_posix() for p in files]
+def list_info(folder: str) -> list[tuple[str, int, int]]:
+    """(path relative to ``folder``, size, mtime_ns) of every file below it, recursively,
+    without our own temporaries and lock files."""
+    root, found = Path(folder), []
+    for path in root.rglob("*"):
+        if is_own_file(path.name):
+            continue
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # deleted since it was listed
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found.append((path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+    return found
 
 
 @functools.cache

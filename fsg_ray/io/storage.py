@@ -42,9 +42,9 @@ import hashlib
 import logging
 import os
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,6 +56,14 @@ import pyarrow.fs as pafs
 
 from fsg_ray.config import StorageOptions
 from fsg_ray.io import localfiles
+from fsg_ray.io.storage_errors import (  # noqa: F401 - StorageError etc. are imported from here
+    Conflict,
+    NotFound,
+    ObjectChanged,
+    StorageError,
+    is_transient,
+    permanent,
+)
 
 # The URI helpers live in fsg_ray.io.uri; re-exported here for older callers.
 from fsg_ray.io.uri import (  # noqa: F401
@@ -80,43 +88,25 @@ READ_CHUNK_BYTES = CHUNK_BYTES
 #: Whole-file reads of an S3 object overwritten meanwhile start over this many times.
 READ_ATTEMPTS = 5
 
-# pyarrow raises a plain OSError whose text carries the AWS SDK error name and, for bodiless
-# (HEAD) responses, the status: "AWS Error SLOW_DOWN during ..." or "AWS Error UNKNOWN (HTTP
-# status 503) during ...". Connection refused/reset and curl timeouts are NETWORK_CONNECTION.
-_PYARROW_ERROR = re.compile(r"AWS Error (\w+)(?: \(HTTP status (\d+)\))?")
-_TRANSIENT_PYARROW = {
-    "NETWORK_CONNECTION",
-    "SLOW_DOWN",
-    "THROTTLING",
-    "SERVICE_UNAVAILABLE",
-    "INTERNAL_FAILURE",
-    "REQUEST_TIMEOUT",
-}
-_TRANSIENT_BOTO = {
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "InternalError",
-    "ServiceUnavailable",
-}
 
+@dataclass(frozen=True)
+class FileInfo:
+    """What a listing tells about a file.
 
-class StorageError(OSError):
-    """A storage operation failed; the message names the URI."""
+    Attributes:
+        uri: The file.
+        size: Its size in bytes.
+        mtime_ns: Its modification time (S3: when the object was last written).
+    """
 
+    uri: str
+    size: int
+    mtime_ns: int
 
-class NotFound(StorageError, FileNotFoundError):
-    """The key, file or bucket named by a URI does not exist."""
-
-
-class ObjectChanged(StorageError):
-    """An S3 object was overwritten while it was being read (its ETag changed)."""
-
-
-class Conflict(StorageError):
-    """A conditional write lost a race: the file exists, or changed since it was read."""
+    @property
+    def identity(self) -> str:
+        """``<size>-<mtime_ns>``: changes when the file is replaced, even under the same name."""
+        return f"{self.size}-{self.mtime_ns}"
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -156,21 +146,56 @@ class Storage:
         """Lists the files below a folder or key prefix, recursively, as sorted URIs.
 
         Skips S3 "directory marker" objects (keys ending in ``/``) and our own local
-        temporaries. A prefix with nothing below it gives ``[]``; a missing bucket raises.
+        temporaries and lock files. A prefix with nothing below it gives ``[]``; a missing
+        bucket raises.
 
         Args:
             prefix: Folder to list; results keep its form (path, ``file://`` or ``s3://``).
             suffixes: Keep only names ending in one of these, case-insensitively (``.jpg``).
         """
+        return [info.uri for info in self.list_info(prefix, suffixes)]
+
+    def list_info(self, prefix: Uri, suffixes: Iterable[str] | None = None) -> list[FileInfo]:
+        """:meth:`list_files` with each file's size and modification time, from one listing."""
         loc = parse_uri(prefix)
         text = os.fspath(prefix)
         if loc.bucket:
-            names = self._list_s3(loc.bucket, text)
+            found = self._list_s3(loc.bucket, text)
         else:
             with _local_errors(text):
-                names = localfiles.list_files(loc.path)
+                found = localfiles.list_info(loc.path)
         ends = tuple(s.lower() for s in suffixes) if suffixes is not None else None
-        return sorted(join(prefix, n) for n in names if ends is None or n.lower().endswith(ends))
+        infos = (FileInfo(join(prefix, n), size, mtime) for n, size, mtime in found)
+        return sorted(
+            (i for i in infos if ends is None or i.uri.lower().endswith(ends)), key=lambda i: i.uri
+        )
+
+    def stat(self, uri: Uri) -> FileInfo:
+        """A file's size and modification time (one request on S3).
+
+        Raises:
+            NotFound: There is no such file (or bucket).
+        """
+        loc, text = parse_uri(uri), os.fspath(uri)
+        if loc.bucket is None:
+            with _local_errors(text):
+                st = os.stat(loc.path)
+            return FileInfo(text, st.st_size, st.st_mtime_ns)
+        fs, path = self.filesystem(uri)
+        info = self._retry(text, lambda: fs.get_file_info(path))
+        if info.type != pafs.FileType.File:
+            self._check_bucket(loc.bucket, text)
+            raise NotFound(f"{text}: no such key")
+        return FileInfo(text, int(info.size), int(info.mtime_ns or 0))
+
+    def delete(self, uri: Uri) -> None:
+        """Deletes a file; a file that is already gone is no error."""
+        loc, text = parse_uri(uri), os.fspath(uri)
+        if loc.bucket is None:
+            with _local_errors(text), contextlib.suppress(FileNotFoundError):
+                os.unlink(loc.path)
+            return
+        self._retry(text, lambda: self._s3.delete_object(Bucket=loc.bucket, Key=loc.path))
 
     def exists(self, uri: Uri) -> bool:
         """Whether a file (not a folder) exists at ``uri``; a missing bucket raises NotFound."""
@@ -317,14 +342,18 @@ class Storage:
             config=config,
         )
 
-    def _list_s3(self, bucket: str, uri: str) -> list[str]:
-        """Lists the keys below ``uri``, relative to it, without directory markers."""
+    def _list_s3(self, bucket: str, uri: str) -> list[tuple[str, int, int]]:
+        """(key relative to ``uri``, size, mtime_ns) below ``uri``, without directory markers."""
         fs, base = self.filesystem(uri)
         selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
         infos = self._retry(uri, lambda: fs.get_file_info(selector))
         if not infos:  # pyarrow lists a missing bucket as empty
             self._check_bucket(bucket, uri)
-        return [i.path[len(base) + 1 :] for i in infos if i.type == pafs.FileType.File]
+        return [
+            (i.path[len(base) + 1 :], int(i.size), int(i.mtime_ns or 0))
+            for i in infos
+            if i.type == pafs.FileType.File
+        ]
 
     def _read_s3(self, bucket: str, key: str, uri: str) -> tuple[bytes, str]:
         """The whole object and its ETag; read again if it is overwritten meanwhile."""
@@ -502,7 +531,7 @@ class Storage:
                 return request()
             except Exception as exc:
                 if not is_transient(exc):
-                    error = _permanent(uri, exc)
+                    error = permanent(uri, exc)
                     if error is exc:
                         raise
                     raise error from exc
@@ -519,46 +548,6 @@ class Storage:
                 )
                 time.sleep(delay)
                 attempt += 1
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether an S3 error may go away on retry: connection failures, timeouts, 5xx, throttling."""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return exc.response.get("Error", {}).get("Code") in _TRANSIENT_BOTO or _retryable(status)
-    if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
-        return True
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    match = _PYARROW_ERROR.search(str(exc)) if type(exc) is OSError else None
-    return match is not None and (match[1] in _TRANSIENT_PYARROW or _retryable(int(match[2] or 0)))
-
-
-def _retryable(status: int) -> bool:
-    return status >= 500 or status in (408, 429)
-
-
-def _permanent(uri: str, exc: Exception) -> Exception:
-    """The error to raise for a non-transient failure: NotFound or StorageError naming ``uri``.
-
-    Errors that did not come from storage (a bug, a bad argument) pass through unchanged.
-    """
-    if isinstance(exc, StorageError):
-        return exc
-    if isinstance(exc, FileNotFoundError):
-        return NotFound(f"{uri}: no such key")
-    if isinstance(exc, botocore.exceptions.ClientError):
-        code = exc.response.get("Error", {}).get("Code")
-        if code == "NoSuchBucket":
-            return NotFound(f"{uri}: no such bucket ({exc})")
-        if code in ("NoSuchKey", "404", "NotFound"):
-            return NotFound(f"{uri}: no such key ({exc})")
-        if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-            return ObjectChanged(f"{uri}: overwritten while being read ({exc})")
-        return StorageError(f"{uri}: {exc}")
-    if isinstance(exc, (OSError, botocore.exceptions.BotoCoreError)):
-        return StorageError(f"{uri}: {exc}")
-    return exc
 
 
 def multipart_etag(part_etags: Iterable[str]) -> str:

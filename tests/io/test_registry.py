@@ -303,3 +303,11 @@ def test_fingerprint_helpers(tmp_path: Path) -> None:
     assert registry.data_fingerprint(files) != registry.data_fingerprint(
         [("s3://b/x.jpg", 11), files[1]]
     )
+
+
+def test_an_index_whose_current_is_not_a_version_is_refused(local: Registry) -> None:
+    uri = join(local.uri, "stripes", "index.json")
+    index = {"format": 1, "style": "stripes", "current": "v2", "versions": {}}
+    local.storage.write_bytes(uri, json.dumps(index).encode())
+    with pytest.raises(ValueError, match=r"index.json: not a style registry index.*'v2'"):
+        registry.resolve(*local, "stripes")
