@@ -385,3 +385,16 @@ def test_create_only_multipart_write_conflicts(storage: Storage, s3_bucket: str)
     with pytest.raises(Conflict, match="once.bin: changed or created by another writer"):
         storage.write_bytes_if_absent(uri, b"x" * (2 * CHUNK_BYTES))
     assert storage.read_bytes(uri) == data
+
+
+def test_list_info_stat_and_delete(storage: Storage, root: str) -> None:
+    uri = join(root, "d", "a.jpg")
+    storage.write_bytes(uri, b"12345")
+    (listed,) = storage.list_info(root, [".jpg"])
+    assert listed == storage.stat(uri) and (listed.uri, listed.size) == (uri, 5)
+    assert listed.mtime_ns > 0 and listed.identity == f"5-{listed.mtime_ns}"
+    with pytest.raises(NotFound, match="b.jpg"):
+        storage.stat(join(root, "d", "b.jpg"))
+    storage.delete(uri)
+    storage.delete(uri)  # already gone: no error
+    assert storage.list_files(root) == []
