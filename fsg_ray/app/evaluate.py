@@ -26,7 +26,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 import torch
@@ -38,6 +37,7 @@ from fsg_ray.core import baselines, metrics
 from fsg_ray.core.models import VGG19Features, VGGWeights
 from fsg_ray.io import compositing, images, registry, visualize
 from fsg_ray.io.folders import IMAGE_SUFFIXES
+from fsg_ray.io.inputs import output_stem, path_stem
 from fsg_ray.io.storage import Storage
 from fsg_ray.io.uri import join, relative
 from fsg_ray.io.weights import load_vgg
@@ -108,8 +108,9 @@ def load_garments(
     """The garment photos below ``images_uri`` (shrunk to ``max_side``) with their masks.
 
     Raises:
-        ValueError: No image below the prefix; an image or mask cannot be decoded; a photo
-            has no mask below ``masks_uri``; a mask is empty.
+        ValueError: No image below the prefix; an image's key cannot name an output (``..``);
+            an image or mask cannot be decoded; a photo has no mask below ``masks_uri``; a
+            mask is empty.
     """
     uris = storage.list_files(images_uri, suffixes=IMAGE_SUFFIXES)
     if not uris:
@@ -117,7 +118,7 @@ def load_garments(
     given = _masks_by_stem(storage, masks_uri) if masks_uri else {}
     garments = []
     for uri in uris:
-        name = _stem(relative(uri, images_uri))
+        name = output_stem(uri, images_uri)  # names outputs: no ``..`` (as fsg restyle)
         img = images.decode_image(storage.read_bytes(uri), name=uri)
         x = images.to_tensor(compositing.fit_long_side(img, max_side))
         if masks_uri is None:
@@ -133,13 +134,9 @@ def load_garments(
     return garments
 
 
-def _stem(path: str) -> str:
-    return str(PurePosixPath(path).with_suffix(""))
-
-
 def _masks_by_stem(storage: Storage, masks_uri: str) -> dict[str, str]:
     files = storage.list_files(masks_uri, suffixes=IMAGE_SUFFIXES)
-    return {_stem(relative(uri, masks_uri)): uri for uri in files}
+    return {path_stem(relative(uri, masks_uri)): uri for uri in files}
 
 
 def _device() -> torch.device:

@@ -7,12 +7,15 @@ manifest are described there). :func:`execute` then has Ray Data read the remain
 (``read_binary_files``) into one pool of :class:`Restyler` actors; each actor loads every
 requested style's generator once (one VGG encoder shared by all) and, per image: decode
 (:func:`fsg_ray.io.images.decode_image`), shrink to ``max_side``, mask, G(x), optional chroma of
-the input, composite, encode, atomic write. Bad inputs become rows with a reason; nothing
-about one file stops the job.
+the input, composite, encode, atomic write. Nothing about one file stops the job: a bad
+input, an unwritable output, a full disk or any other error of one item becomes a failed row
+with its reason, and a batch whose G(x) fails (e.g. out of memory) is run again image by
+image, so only the images that fail alone fail.
 
 **Resume.** Outputs are written atomically, so a killed job leaves whole files or none; a rerun
 of the same command then produces exactly the missing outputs. The manifest of a running job
-is rewritten every :data:`MANIFEST_EVERY_S` seconds and at the end.
+is rewritten every :data:`MANIFEST_EVERY_S` seconds and at the end, then folded into the
+output's history (:func:`fsg_ray.distributed.restyle_plan.fold_into_history`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from fsg_ray.distributed.restyle_plan import (
     Settings,
     Target,
     counts_text,
+    fold_into_history,
     manifest_bytes,
     plan,
 )
@@ -78,6 +82,7 @@ def execute(p: Plan, storage: Storage) -> RestyleResult:
             _restyle_on_ray(p, storage, rows)
     finally:
         rows.write()
+        _fold(p, storage, rows.rows)
     counts = Counter(r.status for r in rows.rows)
     failures = tuple(r for r in rows.rows if r.status == FAILED)
     return RestyleResult(
@@ -136,11 +141,22 @@ def _actor_resources(actors: int) -> tuple[float, float]:
     return min(1.0, max(cpus - 1, 0.0) / actors), min(1.0, gpus / actors)
 
 
+def _fold(p: Plan, storage: Storage, rows: list[Row]) -> None:
+    """Folds the run into the output's history; a failure is logged, not raised (the run's
+    manifest is written, and the next run folds it)."""
+    try:
+        fold_into_history(storage, p.config.output, p.run_id, rows)
+    except StorageError:
+        log.exception("%s: could not fold run %s into the history", p.config.output, p.run_id)
+
+
 def _missing(p: Plan, seen: set[str]) -> list[Row]:
     """Failed rows for the inputs that the read never delivered (deleted since listing)."""
     reason, fingerprint = "missing: no such file", p.settings.fingerprint
     return [
-        Row(i.uri, t.style, FAILED, reason, t.output, p.versions[t.style], fingerprint, 0, 0, 0)
+        Row(
+            i.uri, t.style, FAILED, reason, t.output, p.versions[t.style], fingerprint, 0, 0, 0
+        )._replace(input_id=i.identity)
         for i in p.todo
         if i.uri not in seen
         for t in i.targets
@@ -226,11 +242,17 @@ class Restyler:
         rows: list[Row] = []
         ready: dict[tuple[int, ...], list[_Prepared]] = {}
         for raw, path in zip(batch["bytes"], batch["path"], strict=True):
-            prepared = self._prepare(self.plans[str(path)], bytes(raw), rows)
+            plan = self.plans[str(path)]
+            try:
+                prepared = self._prepare(plan, bytes(raw), rows)
+            except Exception as e:  # one input's failure, whatever it is, is that input's row
+                log.exception("%s: preparing the input failed", plan.uri)
+                rows += [self._row(plan, t, FAILED, _reason(e)) for t in plan.targets]
+                continue
             if prepared is not None:
                 ready.setdefault(prepared.image.shape, []).append(prepared)
         for same_size in ready.values():
-            rows += self._restyle(same_size)
+            rows += self._restyle_or_split(same_size)
         return pa.Table.from_pylist([r._asdict() for r in rows], schema=MANIFEST_SCHEMA)
 
     def _prepare(self, plan: InputPlan, raw: bytes, rows: list[Row]) -> _Prepared | None:
@@ -255,6 +277,19 @@ class Restyler:
             rows += [self._row(plan, t, FAILED, e.reason) for t in targets]
             return None
         return _Prepared(plan, targets, rgb, mask, time.perf_counter() - t0)
+
+    def _restyle_or_split(self, same_size: list[_Prepared]) -> list[Row]:
+        """:meth:`_restyle` on the batch; if G(x) fails for it (out of memory, a bad
+        generator), again image by image, so that one image's failure is only its own."""
+        try:
+            return self._restyle(same_size)
+        except Exception as e:
+            if len(same_size) > 1:
+                log.warning("G(x) failed for a batch of %d, one by one now: %s", len(same_size), e)
+                return [row for p in same_size for row in self._restyle_or_split([p])]
+            log.exception("%s: G(x) failed", same_size[0].plan.uri)
+            p = same_size[0]
+            return [self._row(p.plan, t, FAILED, f"G(x): {_reason(e)}") for t in p.targets]
 
     def _mask(self, plan: InputPlan, rgb: np.ndarray) -> np.ndarray | None:
         """The garment mask at the output size (None: the whole image)."""
@@ -286,18 +321,20 @@ class Restyler:
         ]
 
     def _finish(self, p: _Prepared, style: str, styled: np.ndarray, seconds: float) -> Row:
-        """Chroma, composite, encode and write one output."""
+        """Chroma, composite, encode and write one output; any failure is its failed row."""
         t0 = time.perf_counter()
         target = next(t for t in p.targets if t.style == style)
-        if self.settings.preserve_color:
-            styled = compositing.keep_chroma(styled, p.image)
-        out = compositing.composite(styled, p.image, p.mask)
-        tag = {"style": style, "version": self.versions[style], **self._settings_tag()}
         try:
-            self.storage.write_bytes(
-                target.output, compositing.encode(out, self.settings.format, tag)
-            )
-        except StorageError as e:
+            if self.settings.preserve_color:
+                styled = compositing.keep_chroma(styled, p.image)
+            out = compositing.composite(styled, p.image, p.mask)
+            data = compositing.encode(out, self.settings.format, self._tag(p.plan, style))
+        except Exception as e:
+            log.exception("%s: composing the output failed", target.output)
+            return self._row(p.plan, target, FAILED, f"encode: {_reason(e)}")
+        try:
+            self.storage.write_bytes(target.output, data)
+        except StorageError as e:  # an unwritable folder, a full disk: local ones too
             return self._row(p.plan, target, FAILED, f"write: {e}")
         h, w = out.shape[:2]
         seconds += p.seconds / len(p.targets) + time.perf_counter() - t0
@@ -309,17 +346,29 @@ class Restyler:
             found = compositing.read_tag(self.storage.read_bytes(target.output))
         except StorageError:
             return None
-        expected = {"style": target.style, "version": self.versions[target.style]}
-        if found is None or found[0] != {**expected, **self._settings_tag()}:
+        if not plan.identity or found is None or found[0] != self._tag(plan, target.style):
             return None
         (w, h), reason = found[1], "already done (file tag)"
         return self._row(plan, target, SKIPPED, reason)._replace(width=w, height=h)
 
-    def _settings_tag(self) -> dict[str, str]:
-        return {"settings": self.settings.fingerprint}
+    def _tag(self, plan: InputPlan, style: str) -> dict[str, str]:
+        """An output's provenance tag: what made it, from which input as it was then."""
+        return {
+            "style": style,
+            "version": self.versions[style],
+            "settings": self.settings.fingerprint,
+            "input": plan.uri,
+            "input_id": plan.identity,
+        }
 
     def _row(self, plan: InputPlan, target: Target, status: str, reason: str) -> Row:
         version, fingerprint = self.versions[target.style], self.settings.fingerprint
         return Row(
             plan.uri, target.style, status, reason, target.output, version, fingerprint, 0, 0, 0
-        )
+        )._replace(input_id=plan.identity)
+
+
+def _reason(e: BaseException) -> str:
+    """A failed row's reason: the error's type and message (one line)."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -8,19 +8,29 @@ then makes the rest on Ray. Both meet in the manifest (:data:`MANIFEST_SCHEMA`, 
 
     OUTPUT/<style>/<relative path stem>.<ext>   one file per (input, style)
     OUTPUT/_manifest/<run id>.parquet           one row per (input, style) of that run
+    OUTPUT/_history.parquet                     the latest row of every output, all runs
 
 **Names.** The stem is the input's path relative to the input prefix, without its suffix
 (``shirts/a.jpg`` -> ``OUTPUT/stripes/shirts/a.png``); for a manifest, relative to the
 manifest's folder, or the whole path (bucket and key) for entries outside it. Two inputs that
 would get the same name (``a.jpg`` and ``a.png``): the first by URI wins, the other fails.
 
-**Done rule.** An (input, style) is done, and skipped, when its output file exists and names
-the current generator version of the style and the same settings (masks, max side, colour,
-format: :func:`settings_for`). Which version made a file is read from the latest manifest row
-for it (cheap: one listing per style, the manifests); a file with no such row, which a killed
-run leaves behind, is asked itself (:attr:`Target.check_tag`, by the actors): every output
-carries its style, version and settings as a tag in its EXIF
+**Done rule.** An (input, style) is done, and skipped, when its output file exists and was
+made from *this* input as it is now (its URI and identity: size and modification time, from
+the listing; :attr:`fsg_ray.io.inputs.Input.identity`), by the current generator version of the
+style, with the same settings (masks, max side, colour, format: :func:`settings_for`). So a
+photo replaced under the same name, or a new ``a.jpeg`` that takes the stem of an old
+``a.jpg``, is redone. These facts are read from the latest manifest row for the output (cheap:
+one listing per style, the history); a file with no such row, which a killed run leaves
+behind, is asked itself (:attr:`Target.check_tag`, by the actors): every output carries its
+style, version, settings, input and input identity as a tag in its EXIF
 (:func:`fsg_ray.io.compositing.encode`). ``overwrite`` redoes everything.
+
+**History, bounded.** Each run writes its own manifest (its report), then folds its rows into
+``_history.parquet`` (compare-and-swap, so concurrent runs do not lose each other's rows) and
+deletes run manifests beyond the newest :data:`MANIFEST_HISTORY`. Planning reads the history
+and only the run manifests newer than it (a run killed before folding). A run that finishes
+after a newer run folded is left out of the history; its outputs are then checked by tag.
 
 This module imports no Ray, so the CLI plans (and fails on a bad style or input) before Ray
 starts. It stays in ``distributed/`` beside the job it plans rather than in ``io/``: it is
@@ -29,6 +39,8 @@ the job's own logic (done rule, names, manifest), not a storage or format primit
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -45,14 +57,20 @@ import pyarrow.parquet as pq
 from fsg_ray.config import MASKS_AUTO, MASKS_NONE, RestyleConfig
 from fsg_ray.io import registry
 from fsg_ray.io.compositing import FORMATS
-from fsg_ray.io.inputs import Input, list_inputs, path_stem
-from fsg_ray.io.storage import Storage
-from fsg_ray.io.uri import is_manifest, join, parse_uri, relative
+from fsg_ray.io.inputs import Input, list_inputs, output_stem
+from fsg_ray.io.storage import Conflict, NotFound, Storage
+from fsg_ray.io.uri import is_manifest, join
 
 log = logging.getLogger(__name__)
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 MANIFEST_DIR = "_manifest"
+HISTORY = "_history.parquet"
+#: Run manifests kept below ``_manifest/`` (older ones are folded into the history).
+MANIFEST_HISTORY = 20
+#: Lost compare-and-swap races of the history fold before a run gives up folding.
+FOLD_ATTEMPTS = 16
+_THROUGH = b"fsg_through_run"  # Parquet metadata key: the newest run folded into the history
 
 
 @dataclass(frozen=True)
@@ -92,7 +110,8 @@ class Row(NamedTuple):
 
     ``width``, ``height`` are the output's size (0 when unknown, e.g. undecodable input);
     ``seconds`` the actor time spent on this output (its input's decoding and mask shared
-    among the input's styles); ``reason`` says why it failed or was skipped.
+    among the input's styles); ``reason`` says why it failed or was skipped; ``input_id`` the
+    input's identity when planned (see the done rule).
     """
 
     input: str
@@ -105,6 +124,7 @@ class Row(NamedTuple):
     width: int
     height: int
     seconds: float
+    input_id: str = ""
 
 
 MANIFEST_SCHEMA = pa.schema(
@@ -119,6 +139,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("seconds", pa.float64()),
+        ("input_id", pa.string()),
     ]
 )
 
@@ -140,11 +161,13 @@ class Target:
 
 @dataclass(frozen=True)
 class InputPlan:
-    """An input with outputs to make: its URI, its mask (if given) and the targets."""
+    """An input with outputs to make: its URI, its mask (if given), the targets, and its
+    identity when planned (recorded in rows and output tags)."""
 
     uri: str
     mask: str | None
     targets: tuple[Target, ...]
+    identity: str = ""
 
 
 @dataclass(frozen=True)
@@ -234,7 +257,7 @@ def plan(cfg: RestyleConfig, storage: Storage, versions: dict[str, str] | None =
         StorageError: A URI cannot be listed or read.
     """
     versions = versions or resolve_styles(storage, cfg.registry, cfg.styles)
-    inputs = list_inputs(cfg.input, storage, cfg.mask_prefix)
+    inputs = _with_identities(list_inputs(cfg.input, storage, cfg.mask_prefix), storage)
     if not inputs:
         raise ValueError(f"{cfg.input}: no input images")
     existing = {s: set(storage.list_files(join(cfg.output, s))) for s in versions}
@@ -249,6 +272,20 @@ def plan(cfg: RestyleConfig, storage: Storage, versions: dict[str, str] | None =
     return Plan(cfg, versions, known.settings, run_id, tuple(todo), tuple(decided))
 
 
+def _with_identities(inputs: list[Input], storage: Storage) -> list[Input]:
+    """Fills in the identity of inputs not listed (a manifest's entries): one stat each.
+
+    An entry that does not exist keeps no identity; the job reports it missing.
+    """
+    out = []
+    for item in inputs:
+        if not item.identity:
+            with contextlib.suppress(NotFound):
+                item = dataclasses.replace(item, identity=storage.stat(item.uri).identity)
+        out.append(item)
+    return out
+
+
 def _plan_input(
     item: Input, stem: str | ValueError, known: _Known
 ) -> tuple[list[Row], InputPlan | None]:
@@ -258,26 +295,31 @@ def _plan_input(
     for style, version in known.versions.items():
         out = output_uri(cfg.output, style, stem, cfg.format) if isinstance(stem, str) else ""
         failed = Row(item.uri, style, FAILED, "", out, version, fingerprint, 0, 0, 0.0)
+        failed = failed._replace(input_id=item.identity)
         if isinstance(stem, ValueError):
             rows.append(failed._replace(reason=str(stem)))
         elif cfg.mask_prefix is not None and item.mask is None:
             rows.append(failed._replace(reason=f"no mask for it below {cfg.mask_prefix}"))
         elif cfg.overwrite or out not in known.existing[style]:
             targets.append(Target(style, out))
-        elif _is_done(known.history.get(out), version, fingerprint):
+        elif _is_done(known.history.get(out), item, version, fingerprint):
             last, reason = known.history[out], "already done (manifest)"
             skipped = failed._replace(status=SKIPPED, reason=reason, width=last.width)
             rows.append(skipped._replace(height=last.height))
         else:
             targets.append(Target(style, out, check_tag=True))
-    todo = InputPlan(item.uri, item.mask, tuple(targets)) if targets else None
+    todo = InputPlan(item.uri, item.mask, tuple(targets), item.identity) if targets else None
     return rows, todo
 
 
-def _is_done(row: Row | None, version: str, fingerprint: str) -> bool:
+def _is_done(row: Row | None, item: Input, version: str, fingerprint: str) -> bool:
+    """Whether the output's last row says it is this input's (as it is now), this version's
+    and these settings' output. An input without identity is never done."""
     return (
         row is not None
         and row.status in (OK, SKIPPED)
+        and bool(item.identity)
+        and (row.input, row.input_id) == (item.uri, item.identity)
         and (row.version, row.settings) == (version, fingerprint)
     )
 
@@ -304,41 +346,89 @@ def _output_stems(inputs: Sequence[Input], source: str) -> list[str | ValueError
     return stems
 
 
-def output_stem(uri: str, base: str) -> str:
-    """``uri``'s path below ``base`` without its suffix; the whole path if not below it.
+def read_history(storage: Storage, output: str) -> dict[str, Row]:
+    """The latest row of every output below ``output``: the history, then newer run manifests."""
+    return _read_history(storage, output)[0]
+
+
+def fold_into_history(storage: Storage, output: str, run_id: str, rows: Iterable[Row]) -> None:
+    """Folds a finished run's rows into ``_history.parquet`` and prunes old run manifests.
+
+    A compare-and-swap: a concurrent fold makes this one read the history again.
 
     Raises:
-        ValueError: The path has ``..`` in it, so its output could land outside its folder.
+        Conflict: Other runs won :data:`FOLD_ATTEMPTS` races in a row (the run's own manifest
+            is written; the next run folds it).
     """
-    try:
-        rel = relative(uri, base)
-    except ValueError:
-        loc = parse_uri(uri)
-        rel = f"{loc.bucket}/{loc.path}" if loc.bucket else loc.path
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
-        raise ValueError(f"cannot name an output after {uri!r} (relative to {base!r})")
-    return path_stem("/".join(parts))
-
-
-def read_history(storage: Storage, output: str) -> dict[str, Row]:
-    """The latest manifest row of every output below ``output``, over every run's manifest."""
-    latest: dict[str, Row] = {}
-    for uri in storage.list_files(join(output, MANIFEST_DIR), [".parquet"]):  # oldest first
+    uri, mine = join(output, HISTORY), [r for r in rows if r.output]
+    for _ in range(FOLD_ATTEMPTS):
+        latest, etag = _read_history(storage, output)
+        latest.update((r.output, r) for r in mine)
         try:
-            table = pq.read_table(io.BytesIO(storage.read_bytes(uri)))
-            rows = [Row(**r) for r in table.select(MANIFEST_SCHEMA.names).to_pylist()]
+            storage.write_if_match(uri, manifest_bytes(latest.values(), through=run_id), etag)
+            break
+        except Conflict:
+            continue
+    else:
+        raise Conflict(f"{uri}: lost {FOLD_ATTEMPTS} races to fold run {run_id}")
+    _prune(storage, output, run_id)
+
+
+def _read_history(storage: Storage, output: str) -> tuple[dict[str, Row], str | None]:
+    """The latest row of every output, and the ETag of the history read (None: none yet)."""
+    latest: dict[str, Row] = {}
+    through, etag = "", None
+    try:
+        data, etag = storage.read_with_etag(join(output, HISTORY))
+        table = pq.read_table(io.BytesIO(data))
+        latest.update((r.output, r) for r in _rows(table))
+        through = (table.schema.metadata or {}).get(_THROUGH, b"").decode()
+    except NotFound:
+        pass
+    except (pa.ArrowException, KeyError, TypeError) as e:
+        log.warning("%s: not a restyle history, ignored (%s)", join(output, HISTORY), e)
+    for uri in _run_manifests(storage, output):  # oldest first
+        if _run_id(uri) <= through:
+            continue
+        try:
+            rows = _rows(pq.read_table(io.BytesIO(storage.read_bytes(uri))))
         except (pa.ArrowException, KeyError, TypeError) as e:
             log.warning("%s: not a restyle manifest, ignored (%s)", uri, e)
             continue
         latest.update((r.output, r) for r in rows if r.output)
-    return latest
+    return latest, etag
 
 
-def manifest_bytes(rows: Iterable[Row]) -> bytes:
-    """A Parquet manifest of ``rows`` sorted by input and style."""
+def _rows(table: pa.Table) -> list[Row]:
+    """A manifest's rows; manifests written before ``input_id`` give it empty (never done)."""
+    if "input_id" not in table.column_names:
+        table = table.append_column("input_id", pa.array([""] * table.num_rows, pa.string()))
+    return [Row(**r) for r in table.select(MANIFEST_SCHEMA.names).to_pylist()]
+
+
+def _run_manifests(storage: Storage, output: str) -> list[str]:
+    return storage.list_files(join(output, MANIFEST_DIR), [".parquet"])
+
+
+def _run_id(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1].removesuffix(".parquet")
+
+
+def _prune(storage: Storage, output: str, through: str) -> None:
+    """Deletes folded run manifests beyond the newest :data:`MANIFEST_HISTORY`."""
+    runs = _run_manifests(storage, output)
+    for uri in runs[: max(len(runs) - MANIFEST_HISTORY, 0)]:
+        if _run_id(uri) <= through:
+            storage.delete(uri)
+
+
+def manifest_bytes(rows: Iterable[Row], through: str | None = None) -> bytes:
+    """A Parquet manifest of ``rows`` sorted by input and style; a history names ``through``,
+    the newest run folded into it."""
     ordered = sorted(rows, key=lambda r: (r.input, r.style))
     table = pa.Table.from_pylist([r._asdict() for r in ordered], schema=MANIFEST_SCHEMA)
+    if through is not None:
+        table = table.replace_schema_metadata({_THROUGH: through.encode()})
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()

@@ -42,11 +42,15 @@ class Input:
         id: Row id: the position in :func:`list_inputs`' list; seeds per-row randomness.
         uri: The image.
         mask: Its garment mask, if any.
+        identity: Size and modification time from the listing
+            (:attr:`fsg_ray.io.storage.FileInfo.identity`); empty for a manifest's entries,
+            which are not listed.
     """
 
     id: int
     uri: str
     mask: str | None = None
+    identity: str = ""
 
 
 class BadFile(NamedTuple):
@@ -104,11 +108,32 @@ def list_inputs(source_uri: str, storage: Storage, mask_prefix: str | None = Non
         if mask_prefix is not None:
             raise ValueError(f"{source_uri}: a manifest names its masks in a 'mask' column")
         pairs = _read_manifest(source_uri, storage)
-    else:
-        masks = _masks_by_stem(mask_prefix, storage) if mask_prefix else {}
-        uris = storage.list_files(source_uri, IMAGE_SUFFIXES)
-        pairs = [(u, masks.get(path_stem(relative(u, source_uri)))) for u in uris]
-    return [Input(i, uri, mask) for i, (uri, mask) in enumerate(pairs)]
+        return [Input(i, uri, mask) for i, (uri, mask) in enumerate(pairs)]
+    masks = _masks_by_stem(mask_prefix, storage) if mask_prefix else {}
+    infos = storage.list_info(source_uri, IMAGE_SUFFIXES)
+    return [
+        Input(i, f.uri, masks.get(path_stem(relative(f.uri, source_uri))), f.identity)
+        for i, f in enumerate(infos)
+    ]
+
+
+def output_stem(uri: str, base: str) -> str:
+    """``uri``'s path below ``base`` without its suffix; the whole path if not below it.
+
+    Outputs named after inputs (``fsg restyle``, ``fsg eval``) go through this one check.
+
+    Raises:
+        ValueError: The path has ``..`` in it, so its output could land outside its folder.
+    """
+    try:
+        rel = relative(uri, base)
+    except ValueError:
+        loc = parse_uri(uri)
+        rel = f"{loc.bucket}/{loc.path}" if loc.bucket else loc.path
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise ValueError(f"cannot name an output after {uri!r} (relative to {base!r})")
+    return path_stem("/".join(parts))
 
 
 def path_stem(rel: str) -> str:

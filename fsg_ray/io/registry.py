@@ -7,6 +7,7 @@ Layout below a registry URI (a local folder, ``file://`` or ``s3://``)::
     REGISTRY/<style>/<version>/generator.pt   algorithm.generator_state(run), torch.save'd
     REGISTRY/<style>/<version>/metadata.json  the publisher's metadata + style, version, time
     REGISTRY/<style>/<version>/<extra>        optional files, e.g. samples.png, losses.png
+    REGISTRY/<style>/<version>/_claim.json    who claimed the number (host, pid, time)
 
 **Atomic publish.** Every single write is atomic (:meth:`Storage.write_bytes`). A publish
 writes all files of the new version first and the style's ``index.json`` last, in one write:
@@ -21,13 +22,20 @@ reused. Reusing it would be unsafe because storage has no delete: an extra file 
 attempt wrote and the next publish does not (``samples.png``) would show up in the new version.
 The price is gaps in the numbering (``v1``, ``v3``) after a crash.
 
-**Concurrency.** One style is published by one trainer at a time, so its index has a single
-writer (nothing here locks: two publishers of one style could pick the same number), and
-readers may run at any time. Different styles publish concurrently, from different
-processes, and each then rebuilds the summary ``REGISTRY/index.json`` from the per-style
-indexes: two such rebuilds can race, and the last writer may miss the other's new version until
-the next publish. That file is for humans and dashboards; :func:`list_styles`, :func:`resolve`
-and :func:`load` never read it.
+**Concurrent publishers of one style** (two jobs, or a job resubmitted while still running)
+are safe. A publisher *claims* its number before writing any file of it, with a create-only
+write of ``<version>/_claim.json`` (:meth:`Storage.write_bytes_if_absent`: S3
+``If-None-Match: *``, locally a hard link, which fails like ``O_CREAT|O_EXCL``); of two
+publishers picking one number, one wins and the other claims the next. The index commit is a
+compare-and-swap (:meth:`Storage.write_if_match`: S3 ``If-Match`` on the ETag read, locally a
+compare under a ``flock``): a publisher that loses it reads the index again, adds its version
+to whatever is there now, and retries. So N publishers give N versions, each with its own files,
+all in the index, and ``current`` is the version of the last commit. Readers may run at any time.
+
+Each publish then rebuilds the summary ``REGISTRY/index.json`` from the per-style indexes: two
+such rebuilds can race, and the last writer may miss the other's new version until the next
+publish. That file is for humans and dashboards; :func:`list_styles`, :func:`resolve` and
+:func:`load` never read it.
 
 No Ray import here: trainers, batch jobs and the Serve app all call these functions unchanged.
 """
@@ -38,8 +46,12 @@ import hashlib
 import io
 import json
 import logging
+import os
+import random
 import re
+import socket
 import subprocess
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -50,7 +62,7 @@ import torch
 
 from fsg_ray.core.algorithm import load_generator
 from fsg_ray.core.models import Generator, VGGWeights
-from fsg_ray.io.storage import NotFound, Storage
+from fsg_ray.io.storage import Conflict, NotFound, Storage
 from fsg_ray.io.uri import NAME, NAME_RULE, join, relative
 from fsg_ray.io.weights import load_vgg
 
@@ -59,6 +71,10 @@ logger = logging.getLogger(__name__)
 INDEX = "index.json"
 GENERATOR = "generator.pt"
 METADATA = "metadata.json"
+#: A version's claim marker; the leading ``_`` keeps it apart from extra file names.
+CLAIM = "_claim.json"
+#: Lost races (for a number, or for the index commit) a publish retries before it gives up.
+PUBLISH_ATTEMPTS = 64
 #: Version of the index layout, stored in each style index.
 REGISTRY_FORMAT = 1
 
@@ -182,25 +198,69 @@ def publish(
         ValueError: A bad style or file name, a generator state without its encoder's
             identity, metadata that is not JSON-serialisable or a ``final_losses`` that is not
             a mapping of numbers; nothing is written then.
+        Conflict: Other publishers of the style won every race for a number or for the index
+            :data:`PUBLISH_ATTEMPTS` times (the version is then not published).
     """
     check_style(style)
     extras = _check_extra_files(files or {})
     weights = _serialise_generator(generator)
-    index = _read_style_index(storage, registry_uri, style)
-    version = f"v{_next_version_number(storage, registry_uri, style, index)}"
+    names = (GENERATOR, METADATA, *sorted(extras))
+    draft = _version_metadata(style, "v1", generator, metadata)  # every check before a write
+    _json_bytes(draft, "metadata")
+    _summarise(draft, names)
+    version = _claim_version(storage, registry_uri, style)
     meta = _version_metadata(style, version, generator, metadata)
-    meta_bytes = _json_bytes(meta, "metadata")
-    summary = _summarise(meta, (GENERATOR, METADATA, *sorted(extras)))
-    versions = {**(index.versions if index else {}), version: summary}
     folder = join(registry_uri, style, version)
     for name, data in {GENERATOR: weights, **extras}.items():
         storage.write_bytes(join(folder, name), data)
-    storage.write_bytes(join(folder, METADATA), meta_bytes)
-    # The commit point: until this one write succeeds the new version does not exist.
-    storage.write_bytes(join(registry_uri, style, INDEX), _index_bytes(style, version, versions))
+    storage.write_bytes(join(folder, METADATA), _json_bytes(meta, "metadata"))
+    # The commit point: until the index names it, the new version does not exist.
+    _commit(storage, registry_uri, style, version, _summarise(meta, names))
     logger.info("published %s %s to %s", style, version, folder)
     _rebuild_summary(storage, registry_uri)
     return PublishedVersion(style, version, folder, meta)
+
+
+def _claim_version(storage: Storage, registry_uri: str, style: str) -> str:
+    """Claims the next free version number: the first whose claim file this call creates."""
+    index = _read_style_index(storage, registry_uri, style)
+    number = _next_version_number(storage, registry_uri, style, index)
+    claimed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "claimed_at": claimed_at}
+    for _ in range(PUBLISH_ATTEMPTS):
+        claim = join(registry_uri, style, f"v{number}", CLAIM)
+        try:
+            storage.write_bytes_if_absent(claim, _json_bytes(owner, "claim"))
+            return f"v{number}"
+        except Conflict:
+            number += 1  # another publisher has it
+    raise Conflict(f"{join(registry_uri, style)}: no free version after {PUBLISH_ATTEMPTS} tries")
+
+
+def _commit(
+    storage: Storage, registry_uri: str, style: str, version: str, summary: VersionSummary
+) -> None:
+    """Adds ``version`` to the style index and makes it current, by compare-and-swap.
+
+    A lost race means another publisher committed meanwhile: read its index, add ours, retry.
+    """
+    uri = join(registry_uri, style, INDEX)
+    for attempt in range(PUBLISH_ATTEMPTS):
+        try:
+            data, etag = storage.read_with_etag(uri)
+            index: StyleIndex | None = _parse_index(data, uri)
+        except NotFound:
+            index, etag = None, None
+        if index is not None and version in index.versions:
+            return  # our own earlier write succeeded though its reply was lost (S3 retry)
+        versions = {**(index.versions if index else {}), version: summary}
+        try:
+            storage.write_if_match(uri, _index_bytes(style, version, versions), etag)
+            return
+        except Conflict:
+            # Jittered backoff, so that the losers of one round do not collide again.
+            time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+    raise Conflict(f"{uri}: lost the index commit {PUBLISH_ATTEMPTS} times; {version} unpublished")
 
 
 def list_styles(storage: Storage, registry_uri: str) -> dict[str, StyleIndex]:
@@ -488,7 +548,10 @@ def _parse_index(data: bytes, uri: str) -> StyleIndex:
             check_version(v): VersionSummary(**{**s, "files": tuple(s["files"])})
             for v, s in raw["versions"].items()
         }
-        return StyleIndex(check_style(raw["style"]), check_version(raw["current"]), versions)
+        current = check_version(raw["current"])
+        if current not in versions:
+            raise ValueError(f"current {current!r} is not among its versions {list(versions)}")
+        return StyleIndex(check_style(raw["style"]), current, versions)
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{uri}: not a style registry index: {e!r}") from e
 

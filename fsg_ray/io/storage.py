@@ -4,7 +4,8 @@ Every write is atomic: a reader never sees half a file, and a killed job leaves 
 old object or the new one.
 
 * Local: data goes to a temporary file in the same folder (``.<name>.<random>.tmp``), is
-  flushed to disk, then renamed over the target.
+  flushed to disk, then renamed over the target, and the folder is flushed too
+  (:mod:`fsg_ray.io.localfiles`). Files are created with the umask's mode (0644 by default).
 * S3: an object becomes visible only when a single ``PutObject`` or a
   ``CompleteMultipartUpload`` succeeds. Writes go through boto3 because pyarrow cannot abort an
   upload: closing its output stream, even while an exception unwinds a ``with`` block or from
@@ -18,23 +19,32 @@ node does not inherit the driver's environment, so the driver reads it once
 (:meth:`StorageOptions.from_env`) and ships the options as ``asdict(options)``. Credentials come
 from the standard AWS chain on each process.
 
+**Conditional writes** let several processes share one object safely:
+:meth:`Storage.write_bytes_if_absent` creates a file only if none exists (S3
+``If-None-Match: *``, local ``link``, which fails like ``O_CREAT|O_EXCL``), and
+:meth:`Storage.write_if_match` replaces one only if it is still the version
+:meth:`Storage.read_with_etag` read (S3 ``If-Match`` on its ETag; locally a compare under a
+``flock``). A lost race raises :class:`Conflict`. The S3 service must honour these headers:
+AWS S3 does since 2024 (MinIO too); a store that ignores them makes them plain writes.
+
 Each S3 request is retried on transient errors (connection failures, timeouts, 5xx, throttling)
 with exponential backoff; the SDKs' own retries are off so that every retry is logged here.
-Permanent errors (no such bucket or key, access denied, bad request) fail at once. Every error
-names the URI.
+Permanent errors (no such bucket or key, access denied, bad request) fail at once. Every error,
+local ones included (a full disk, a read-only folder), is a :class:`StorageError` naming the
+URI.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import random
-import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +55,15 @@ import botocore.exceptions
 import pyarrow.fs as pafs
 
 from fsg_ray.config import StorageOptions
+from fsg_ray.io import localfiles
+from fsg_ray.io.storage_errors import (  # noqa: F401 - StorageError etc. are imported from here
+    Conflict,
+    NotFound,
+    ObjectChanged,
+    StorageError,
+    is_transient,
+    permanent,
+)
 
 # The URI helpers live in fsg_ray.io.uri; re-exported here for older callers.
 from fsg_ray.io.uri import (  # noqa: F401
@@ -69,39 +88,25 @@ READ_CHUNK_BYTES = CHUNK_BYTES
 #: Whole-file reads of an S3 object overwritten meanwhile start over this many times.
 READ_ATTEMPTS = 5
 
-# pyarrow raises a plain OSError whose text carries the AWS SDK error name and, for bodiless
-# (HEAD) responses, the status: "AWS Error SLOW_DOWN during ..." or "AWS Error UNKNOWN (HTTP
-# status 503) during ...". Connection refused/reset and curl timeouts are NETWORK_CONNECTION.
-_PYARROW_ERROR = re.compile(r"AWS Error (\w+)(?: \(HTTP status (\d+)\))?")
-_TRANSIENT_PYARROW = {
-    "NETWORK_CONNECTION",
-    "SLOW_DOWN",
-    "THROTTLING",
-    "SERVICE_UNAVAILABLE",
-    "INTERNAL_FAILURE",
-    "REQUEST_TIMEOUT",
-}
-_TRANSIENT_BOTO = {
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "InternalError",
-    "ServiceUnavailable",
-}
 
+@dataclass(frozen=True)
+class FileInfo:
+    """What a listing tells about a file.
 
-class StorageError(OSError):
-    """A storage operation failed; the message names the URI."""
+    Attributes:
+        uri: The file.
+        size: Its size in bytes.
+        mtime_ns: Its modification time (S3: when the object was last written).
+    """
 
+    uri: str
+    size: int
+    mtime_ns: int
 
-class NotFound(StorageError, FileNotFoundError):
-    """The key, file or bucket named by a URI does not exist."""
-
-
-class ObjectChanged(StorageError):
-    """An S3 object was overwritten while it was being read (its ETag changed)."""
+    @property
+    def identity(self) -> str:
+        """``<size>-<mtime_ns>``: changes when the file is replaced, even under the same name."""
+        return f"{self.size}-{self.mtime_ns}"
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -109,7 +114,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
     For URIs (``s3://``, ``file://``) use :meth:`Storage.write_bytes`.
     """
-    return _write_local(Path(path), (data,))
+    with _local_errors(os.fspath(path)):
+        return localfiles.write(Path(path), (data,))
 
 
 class Storage:
@@ -140,17 +146,56 @@ class Storage:
         """Lists the files below a folder or key prefix, recursively, as sorted URIs.
 
         Skips S3 "directory marker" objects (keys ending in ``/``) and our own local
-        temporaries. A prefix with nothing below it gives ``[]``; a missing bucket raises.
+        temporaries and lock files. A prefix with nothing below it gives ``[]``; a missing
+        bucket raises.
 
         Args:
             prefix: Folder to list; results keep its form (path, ``file://`` or ``s3://``).
             suffixes: Keep only names ending in one of these, case-insensitively (``.jpg``).
         """
+        return [info.uri for info in self.list_info(prefix, suffixes)]
+
+    def list_info(self, prefix: Uri, suffixes: Iterable[str] | None = None) -> list[FileInfo]:
+        """:meth:`list_files` with each file's size and modification time, from one listing."""
         loc = parse_uri(prefix)
         text = os.fspath(prefix)
-        names = self._list_s3(loc.bucket, text) if loc.bucket else _list_local(loc.path)
+        if loc.bucket:
+            found = self._list_s3(loc.bucket, text)
+        else:
+            with _local_errors(text):
+                found = localfiles.list_info(loc.path)
         ends = tuple(s.lower() for s in suffixes) if suffixes is not None else None
-        return sorted(join(prefix, n) for n in names if ends is None or n.lower().endswith(ends))
+        infos = (FileInfo(join(prefix, n), size, mtime) for n, size, mtime in found)
+        return sorted(
+            (i for i in infos if ends is None or i.uri.lower().endswith(ends)), key=lambda i: i.uri
+        )
+
+    def stat(self, uri: Uri) -> FileInfo:
+        """A file's size and modification time (one request on S3).
+
+        Raises:
+            NotFound: There is no such file (or bucket).
+        """
+        loc, text = parse_uri(uri), os.fspath(uri)
+        if loc.bucket is None:
+            with _local_errors(text):
+                st = os.stat(loc.path)
+            return FileInfo(text, st.st_size, st.st_mtime_ns)
+        fs, path = self.filesystem(uri)
+        info = self._retry(text, lambda: fs.get_file_info(path))
+        if info.type != pafs.FileType.File:
+            self._check_bucket(loc.bucket, text)
+            raise NotFound(f"{text}: no such key")
+        return FileInfo(text, int(info.size), int(info.mtime_ns or 0))
+
+    def delete(self, uri: Uri) -> None:
+        """Deletes a file; a file that is already gone is no error."""
+        loc, text = parse_uri(uri), os.fspath(uri)
+        if loc.bucket is None:
+            with _local_errors(text), contextlib.suppress(FileNotFoundError):
+                os.unlink(loc.path)
+            return
+        self._retry(text, lambda: self._s3.delete_object(Bucket=loc.bucket, Key=loc.path))
 
     def exists(self, uri: Uri) -> bool:
         """Whether a file (not a folder) exists at ``uri``; a missing bucket raises NotFound."""
@@ -170,14 +215,10 @@ class Storage:
             NotFound: If the file, key or bucket does not exist.
             StorageError: On other failures, after retries if they were transient.
         """
-        for attempt in range(1, READ_ATTEMPTS + 1):
-            try:
-                return b"".join(self.read_chunks(uri))
-            except ObjectChanged:
-                if attempt == READ_ATTEMPTS:
-                    raise
-                logger.info("%s: overwritten while being read, reading it again", uri)
-        raise AssertionError("unreachable")
+        loc = parse_uri(uri)
+        if loc.bucket is None:
+            return b"".join(self.read_chunks(uri))
+        return self._read_s3(loc.bucket, loc.path, os.fspath(uri))[0]
 
     def read_chunks(self, uri: Uri) -> Iterator[bytes]:
         """Streams a file in chunks of at most :data:`CHUNK_BYTES`; each S3 read is retried.
@@ -186,12 +227,25 @@ class Storage:
         """
         loc, text = parse_uri(uri), os.fspath(uri)
         if loc.bucket is None:
-            try:
+            with _local_errors(text):
                 file = open(loc.path, "rb")  # noqa: SIM115 - closed by _chunks
-            except FileNotFoundError as exc:
-                raise NotFound(f"{text}: no such file") from exc
-            return _chunks(file, lambda: file.read(CHUNK_BYTES))
+            return _chunks(text, file, lambda: file.read(CHUNK_BYTES))
         return self._s3_chunks(loc.bucket, loc.path, text)
+
+    def read_with_etag(self, uri: Uri) -> tuple[bytes, str]:
+        """Reads a whole file and the tag of that version of it, for :meth:`write_if_match`.
+
+        The tag is opaque: the S3 ETag, or a hash of a local file's content.
+
+        Raises:
+            NotFound: If the file, key or bucket does not exist.
+            StorageError: On other failures, after retries if they were transient.
+        """
+        loc, text = parse_uri(uri), os.fspath(uri)
+        if loc.bucket is None:
+            data = self.read_bytes(uri)
+            return data, localfiles.content_tag(data)
+        return self._read_s3(loc.bucket, loc.path, text)
 
     def write_bytes(self, uri: Uri, data: bytes) -> str:
         """Writes ``data`` atomically, replacing any old file; returns the URI."""
@@ -205,9 +259,53 @@ class Storage:
         """
         loc, text = parse_uri(uri), os.fspath(uri)
         if loc.bucket is None:
-            _write_local(Path(loc.path), chunks)
+            with _local_errors(text):
+                localfiles.write(Path(loc.path), chunks)
         else:
             self._write_s3(loc.bucket, loc.path, text, chunks)
+        return text
+
+    def write_bytes_if_absent(self, uri: Uri, data: bytes) -> str:
+        """Writes ``data`` atomically, only if no file exists at ``uri``; returns the URI.
+
+        Of several writers racing to create one name, exactly one wins.
+
+        Raises:
+            Conflict: A file exists at ``uri``; it is left as it was.
+        """
+        loc, text = parse_uri(uri), os.fspath(uri)
+        if loc.bucket is not None:
+            self._write_s3(loc.bucket, loc.path, text, (data,), {"IfNoneMatch": "*"})
+            return text
+        with _local_errors(text):
+            try:
+                localfiles.write_if_absent(Path(loc.path), data)
+            except localfiles.Exists as e:
+                raise Conflict(f"{text}: exists already (written by another writer)") from e
+        return text
+
+    def write_if_match(self, uri: Uri, data: bytes, etag: str | None) -> str:
+        """Replaces a file atomically if it is still the version read; returns the URI.
+
+        Args:
+            uri: The file.
+            data: Its new content.
+            etag: The tag :meth:`read_with_etag` gave, or None to create a file that must not
+                exist yet.
+
+        Raises:
+            Conflict: The file changed, was created or deleted since; it is left as it was.
+        """
+        loc, text = parse_uri(uri), os.fspath(uri)
+        if loc.bucket is not None:
+            condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+            self._write_s3(loc.bucket, loc.path, text, (data,), condition)
+            return text
+        with _local_errors(text):
+            try:
+                localfiles.write_if_tag(Path(loc.path), data, etag)
+            except (localfiles.Exists, localfiles.TagMismatch) as e:
+                raise Conflict(f"{text}: changed by another writer since it was read") from e
         return text
 
     def copy(self, src: Uri, dst: Uri) -> str:
@@ -244,14 +342,31 @@ class Storage:
             config=config,
         )
 
-    def _list_s3(self, bucket: str, uri: str) -> list[str]:
-        """Lists the keys below ``uri``, relative to it, without directory markers."""
+    def _list_s3(self, bucket: str, uri: str) -> list[tuple[str, int, int]]:
+        """(key relative to ``uri``, size, mtime_ns) below ``uri``, without directory markers."""
         fs, base = self.filesystem(uri)
         selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
         infos = self._retry(uri, lambda: fs.get_file_info(selector))
         if not infos:  # pyarrow lists a missing bucket as empty
             self._check_bucket(bucket, uri)
-        return [i.path[len(base) + 1 :] for i in infos if i.type == pafs.FileType.File]
+        return [
+            (i.path[len(base) + 1 :], int(i.size), int(i.mtime_ns or 0))
+            for i in infos
+            if i.type == pafs.FileType.File
+        ]
+
+    def _read_s3(self, bucket: str, key: str, uri: str) -> tuple[bytes, str]:
+        """The whole object and its ETag; read again if it is overwritten meanwhile."""
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            first = self._get_first(bucket, key, uri)
+            size = int(first["ContentRange"].rpartition("/")[2]) if "ContentRange" in first else 0
+            try:
+                return b"".join(self._s3_ranges(bucket, key, uri, first, size)), first["ETag"]
+            except ObjectChanged:
+                if attempt == READ_ATTEMPTS:
+                    raise
+                logger.info("%s: overwritten while being read, reading it again", uri)
+        raise AssertionError("unreachable")
 
     def _s3_chunks(self, bucket: str, key: str, uri: str) -> Iterator[bytes]:
         """The object in ranged GETs, each retried, all pinned to one version by its ETag.
@@ -296,28 +411,88 @@ class Storage:
         )
         return {**reply, "data": bytes(reply["Body"].read())}
 
-    def _write_s3(self, bucket: str, key: str, uri: str, chunks: Iterable[bytes]) -> None:
-        """One PutObject for less than two parts, else a multipart upload, aborted on error."""
+    def _write_s3(
+        self,
+        bucket: str,
+        key: str,
+        uri: str,
+        chunks: Iterable[bytes],
+        condition: dict[str, str] | None = None,
+    ) -> None:
+        """One PutObject for less than two parts, else a multipart upload, aborted on error.
+
+        ``condition`` (``IfMatch``/``IfNoneMatch``) goes on the request that makes the object
+        visible; failing it raises :class:`Conflict`.
+        """
         parts = _rechunk(chunks, CHUNK_BYTES)
         first = next(parts, b"")
         second = next(parts, None)
+        condition = condition or {}
         if second is None:
-            self._retry(uri, lambda: self._s3.put_object(Bucket=bucket, Key=key, Body=first))
+            put = functools.partial(self._s3.put_object, Bucket=bucket, Key=key, Body=first)
+            self._conditional(uri, condition, lambda: put(**condition))
             return
         created = self._retry(uri, lambda: self._s3.create_multipart_upload(Bucket=bucket, Key=key))
         upload = {"Bucket": bucket, "Key": key, "UploadId": created["UploadId"]}
         try:
             done = [self._upload_part(upload, uri, n, p) for n, p in enumerate((first, second), 1)]
             done += [self._upload_part(upload, uri, n, p) for n, p in enumerate(parts, 3)]
-            self._retry(
-                uri,
-                lambda: self._s3.complete_multipart_upload(
-                    **upload, MultipartUpload={"Parts": done}
-                ),
-            )
+            self._complete(upload, uri, done, condition)
         except BaseException:
             self._abort(upload, uri)
             raise
+
+    def _conditional(self, uri: str, condition: dict[str, str], request: Callable[[], T]) -> T:
+        """:meth:`_retry` for a request carrying ``condition``: a failed condition is a
+        :class:`Conflict`, and so is a missing key under ``IfMatch`` (it was deleted)."""
+        try:
+            return self._retry(uri, request)
+        except ObjectChanged as e:
+            raise Conflict(f"{uri}: changed or created by another writer") from e
+        except NotFound as e:
+            if "IfMatch" not in condition:
+                raise
+            raise Conflict(f"{uri}: deleted by another writer since it was read") from e
+
+    def _complete(
+        self,
+        upload: dict[str, str],
+        uri: str,
+        parts: list[dict[str, Any]],
+        condition: dict[str, str],
+    ) -> None:
+        """Completes a multipart upload; a retried complete that fails is checked, not trusted.
+
+        If a first CompleteMultipartUpload succeeded but its reply was lost, the retry fails
+        (NoSuchUpload, or a failed condition against our own object): the object is then looked
+        at, and the write succeeded if it is ours (its multipart ETag).
+        """
+        tries = 0
+
+        def complete() -> Any:
+            nonlocal tries
+            tries += 1
+            return self._s3.complete_multipart_upload(
+                **upload, MultipartUpload={"Parts": parts}, **condition
+            )
+
+        try:
+            self._conditional(uri, condition, complete)
+        except StorageError:
+            if tries > 1 and self._is_upload(upload, uri, parts):
+                logger.info("%s: a retried complete found its upload done", uri)
+                return
+            raise
+
+    def _is_upload(self, upload: dict[str, str], uri: str, parts: list[dict[str, Any]]) -> bool:
+        """Whether the object at the upload's key is the one these parts make (by ETag)."""
+        try:
+            head = self._retry(
+                uri, lambda: self._s3.head_object(Bucket=upload["Bucket"], Key=upload["Key"])
+            )
+        except StorageError:
+            return False
+        return bool(head.get("ETag") == multipart_etag([p["ETag"] for p in parts]))
 
     def _upload_part(
         self, upload: dict[str, str], uri: str, number: int, body: bytes
@@ -356,7 +531,7 @@ class Storage:
                 return request()
             except Exception as exc:
                 if not is_transient(exc):
-                    error = _permanent(uri, exc)
+                    error = permanent(uri, exc)
                     if error is exc:
                         raise
                     raise error from exc
@@ -375,44 +550,27 @@ class Storage:
                 attempt += 1
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Whether an S3 error may go away on retry: connection failures, timeouts, 5xx, throttling."""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return exc.response.get("Error", {}).get("Code") in _TRANSIENT_BOTO or _retryable(status)
-    if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
-        return True
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    match = _PYARROW_ERROR.search(str(exc)) if type(exc) is OSError else None
-    return match is not None and (match[1] in _TRANSIENT_PYARROW or _retryable(int(match[2] or 0)))
+def multipart_etag(part_etags: Iterable[str]) -> str:
+    """The ETag S3 gives an object made of parts with these ETags: MD5 of their MD5s, ``-N``.
 
-
-def _retryable(status: int) -> bool:
-    return status >= 500 or status in (408, 429)
-
-
-def _permanent(uri: str, exc: Exception) -> Exception:
-    """The error to raise for a non-transient failure: NotFound or StorageError naming ``uri``.
-
-    Errors that did not come from storage (a bug, a bad argument) pass through unchanged.
+    (For objects without server-side KMS encryption, whose part ETags are their MD5s.)
     """
-    if isinstance(exc, StorageError):
-        return exc
-    if isinstance(exc, FileNotFoundError):
-        return NotFound(f"{uri}: no such key")
-    if isinstance(exc, botocore.exceptions.ClientError):
-        code = exc.response.get("Error", {}).get("Code")
-        if code == "NoSuchBucket":
-            return NotFound(f"{uri}: no such bucket ({exc})")
-        if code in ("NoSuchKey", "404", "NotFound"):
-            return NotFound(f"{uri}: no such key ({exc})")
-        if code in ("PreconditionFailed", "412"):
-            return ObjectChanged(f"{uri}: overwritten while being read ({exc})")
-        return StorageError(f"{uri}: {exc}")
-    if isinstance(exc, (OSError, botocore.exceptions.BotoCoreError)):
-        return StorageError(f"{uri}: {exc}")
-    return exc
+    digests = [bytes.fromhex(e.strip('"')) for e in part_etags]
+    return f'"{hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"'
+
+
+@contextlib.contextmanager
+def _local_errors(uri: str) -> Iterator[None]:
+    """Raises a local ``OSError`` as :class:`StorageError` (:class:`NotFound` for a missing
+    file) naming the URI, so callers catch one error type for every backend."""
+    try:
+        yield
+    except (StorageError, localfiles.Exists, localfiles.TagMismatch):
+        raise
+    except FileNotFoundError as e:
+        raise NotFound(f"{uri}: no such file") from e
+    except OSError as e:
+        raise StorageError(f"{uri}: {e.strerror or e}") from e
 
 
 def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
@@ -427,39 +585,14 @@ def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
-def _is_temporary(name: str) -> bool:
-    """Whether a file name is one of :func:`_write_local`'s temporaries."""
-    return name.startswith(".") and name.endswith(".tmp")
-
-
-def _list_local(folder: str) -> list[str]:
-    root = Path(folder)
-    files = (p for p in root.rglob("*") if p.is_file() and not _is_temporary(p.name))
-    return [p.relative_to(root).as_posix() for p in files]
-
-
 def _chunks(
-    stream: contextlib.AbstractContextManager[Any], read: Callable[[], bytes]
+    uri: str, stream: contextlib.AbstractContextManager[Any], read: Callable[[], bytes]
 ) -> Iterator[bytes]:
-    """Yields ``read()`` until it returns nothing, then closes ``stream``."""
+    """Yields ``read()`` until it returns nothing, then closes ``stream``; errors name ``uri``."""
     with stream:
-        while chunk := read():
+        while True:
+            with _local_errors(uri):
+                chunk = read()
+            if not chunk:
+                return
             yield chunk
-
-
-def _write_local(target: Path, chunks: Iterable[bytes]) -> Path:
-    """Writes chunks to a temporary file beside ``target``, fsyncs it and renames it over."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return target

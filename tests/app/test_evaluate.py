@@ -309,3 +309,15 @@ def test_summary_table_from_constructed_reports() -> None:
     assert text.index("- stripes: full vs global_only: Pareto-better") < text.index(
         "- leopard: no full method and ablation to compare"
     )
+
+
+def test_an_image_key_with_dotdot_cannot_name_an_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 keys may hold ``..``: ``imgs/../x.jpg`` would write ``outputs/<method>/../x.png``."""
+    storage = Storage()
+    escape = f"{tmp_path}/imgs/../x.jpg"
+    monkeypatch.setattr(storage, "list_files", lambda *args, **kw: [escape])
+    monkeypatch.setattr(storage, "read_bytes", lambda uri: pytest.fail(f"read {uri}"))
+    with pytest.raises(ValueError, match=r"cannot name an output after .*imgs/\.\./x\.jpg"):
+        evaluate.load_garments(storage, f"{tmp_path}/imgs", None, 64)

@@ -182,14 +182,11 @@ def test_crash_before_the_index_write_leaves_the_old_version(
     reg: Registry, state: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     v1 = registry.publish(*reg, "stripes", state, meta())
-    write = reg.storage.write_bytes
 
-    def crash_on_index(uri: str, data: bytes) -> str:
-        if uri.endswith("stripes/index.json"):
-            raise StorageError(f"{uri}: simulated crash")
-        return write(uri, data)
+    def crash_on_index(uri: str, data: bytes, etag: str | None) -> str:
+        raise StorageError(f"{uri}: simulated crash")
 
-    monkeypatch.setattr(reg.storage, "write_bytes", crash_on_index)
+    monkeypatch.setattr(reg.storage, "write_if_match", crash_on_index)
     with pytest.raises(StorageError, match="simulated crash"):
         registry.publish(*reg, "stripes", variant(state, 1), meta(), files={"samples.png": b"old"})
     leftover = join(reg.uri, "stripes", "v2")
@@ -306,3 +303,11 @@ def test_fingerprint_helpers(tmp_path: Path) -> None:
     assert registry.data_fingerprint(files) != registry.data_fingerprint(
         [("s3://b/x.jpg", 11), files[1]]
     )
+
+
+def test_an_index_whose_current_is_not_a_version_is_refused(local: Registry) -> None:
+    uri = join(local.uri, "stripes", "index.json")
+    index = {"format": 1, "style": "stripes", "current": "v2", "versions": {}}
+    local.storage.write_bytes(uri, json.dumps(index).encode())
+    with pytest.raises(ValueError, match=r"index.json: not a style registry index.*'v2'"):
+        registry.resolve(*local, "stripes")

@@ -19,6 +19,7 @@ import fsg_ray.io.storage as storage_module
 from fsg_ray.config import StorageOptions
 from fsg_ray.io.storage import (
     CHUNK_BYTES,
+    Conflict,
     NotFound,
     ObjectChanged,
     Storage,
@@ -333,3 +334,67 @@ def test_s3_read_during_overwrites_is_one_whole_version(
     with pytest.raises(ObjectChanged, match=f"{uri}: overwritten while being read"):
         list(chunks)
     assert len(first) == 256
+
+
+def test_a_retried_complete_that_finds_its_upload_done_succeeds(
+    storage: Storage, s3_bucket: str, s3_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first CompleteMultipartUpload succeeds but its reply is lost; the retry is told
+    NoSuchUpload (S3 forgets a completed upload). The object is there and is ours: success."""
+    import botocore.exceptions
+
+    client = storage._s3
+    complete, calls = client.complete_multipart_upload, []
+
+    def lost_reply(**kwargs: Any) -> Any:
+        calls.append(kwargs["UploadId"])
+        if len(calls) == 1:
+            complete(**kwargs)
+            raise botocore.exceptions.ConnectionClosedError(endpoint_url="http://s3")
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": "NoSuchUpload", "Message": "gone"}}, "CompleteMultipartUpload"
+        )
+
+    monkeypatch.setattr(client, "complete_multipart_upload", lost_reply)
+    data = os.urandom(2 * CHUNK_BYTES + 10)
+    storage.write_bytes(f"{s3_bucket}/done.bin", data)
+    assert len(calls) == 2
+    assert storage.read_bytes(f"{s3_bucket}/done.bin") == data
+    # A retry that finds another object there (not ours) still fails.
+    calls.clear()
+
+    def someone_else(**kwargs: Any) -> Any:
+        calls.append(kwargs["UploadId"])
+        if len(calls) == 1:
+            raise botocore.exceptions.ConnectionClosedError(endpoint_url="http://s3")
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": "NoSuchUpload", "Message": "gone"}}, "CompleteMultipartUpload"
+        )
+
+    monkeypatch.setattr(client, "complete_multipart_upload", someone_else)
+    with pytest.raises(StorageError, match="NoSuchUpload"):
+        storage.write_bytes(f"{s3_bucket}/done.bin", os.urandom(2 * CHUNK_BYTES + 10))
+    assert storage.read_bytes(f"{s3_bucket}/done.bin") == data
+    uploads = s3_client.list_multipart_uploads(Bucket=parse_uri(s3_bucket).bucket)
+    assert uploads.get("Uploads", []) == []
+
+
+def test_create_only_multipart_write_conflicts(storage: Storage, s3_bucket: str) -> None:
+    uri, data = f"{s3_bucket}/once.bin", os.urandom(2 * CHUNK_BYTES + 10)
+    storage.write_bytes_if_absent(uri, data)
+    with pytest.raises(Conflict, match="once.bin: changed or created by another writer"):
+        storage.write_bytes_if_absent(uri, b"x" * (2 * CHUNK_BYTES))
+    assert storage.read_bytes(uri) == data
+
+
+def test_list_info_stat_and_delete(storage: Storage, root: str) -> None:
+    uri = join(root, "d", "a.jpg")
+    storage.write_bytes(uri, b"12345")
+    (listed,) = storage.list_info(root, [".jpg"])
+    assert listed == storage.stat(uri) and (listed.uri, listed.size) == (uri, 5)
+    assert listed.mtime_ns > 0 and listed.identity == f"5-{listed.mtime_ns}"
+    with pytest.raises(NotFound, match="b.jpg"):
+        storage.stat(join(root, "d", "b.jpg"))
+    storage.delete(uri)
+    storage.delete(uri)  # already gone: no error
+    assert storage.list_files(root) == []
