@@ -52,7 +52,7 @@ def register(
 def run(args: argparse.Namespace) -> int:
     """Serves until Ctrl-C or SIGTERM (exit 0); exit 2 if the registry cannot be read or the
     API would be open on a non-loopback address."""
-    from fsg_ray.distributed import serve, session
+    from fsg_ray.distributed import api, serve, session
     from fsg_ray.io import registry
 
     flags = {k: getattr(args, k) for k in SERVE_KEYS}
@@ -83,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
         logging.warning(
             "no styles published in %s yet; they are served once published", args.registry
         )
-    # The key reaches the replicas, wherever they run, in the job's runtime_env.
-    env = {cfg.api_key_env: key} if key else {}
+    # The key's digest reaches the replicas, wherever they run, in the job's runtime_env (not
+    # the key: Ray's runtime-env agent logs the job's variables).
+    env = {cfg.api_key_env + "_SHA256": api.key_digest(key)} if key else {}
     try:
         with (
             session.ray_session(args.address, args.num_cpus, env),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -352,24 +353,43 @@ class ApiKeyMissing(RuntimeError):
     """The API would be open: no key in its variable, and ``allow_anonymous`` is off."""
 
 
+def key_digest(key: str) -> str:
+    """The SHA-256 hex digest of an API key: what crosses into Ray (``<api_key_env>_SHA256``),
+    since Ray's runtime-env agent logs a job's environment variables in clear."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def resolve_api_key(cfg: ServeConfig, env: Mapping[str, str]) -> str | None:
-    """The key the API requires: the variable ``cfg.api_key_env`` of ``env``; None (an open
-    API) only when the config allows anonymous use.
+    """The SHA-256 hex digest of the key the API requires: from the variable
+    ``cfg.api_key_env`` of ``env`` (the key) or ``<api_key_env>_SHA256`` (its digest); None (an
+    open API) only when the config allows anonymous use.
 
     Raises:
         ApiKeyMissing: No key and ``allow_anonymous`` is off: the ingress must not start.
     """
     key = env.get(cfg.api_key_env) or None
-    if key is None and not cfg.allow_anonymous:
+    digest = key_digest(key) if key else (env.get(cfg.api_key_env + "_SHA256") or None)
+    if digest is None and not cfg.allow_anonymous:
         raise ApiKeyMissing(
             f"no API key: set {cfg.api_key_env} in the environment of the ingress replicas "
             "(a Kubernetes Secret, or `fsg serve`'s environment), or set allow_anonymous: true "
             "to serve without one"
         )
-    return key
+    return digest.lower() if digest else None
 
 
 def check_api_key(expected: str | None, authorization: str | None, x_api_key: str | None) -> None:
+    """Passes when no key is required or the request carries the key whose SHA-256 hex digest
+    is ``expected`` (compared in constant time); see :func:`check_key`."""
+    check_key(expected, authorization, x_api_key, digest=True)
+
+
+def check_key(
+    expected: str | None,
+    authorization: str | None,
+    x_api_key: str | None,
+    digest: bool = False,
+) -> None:
     """Passes when no key is required or the request carries it (compared in constant time).
 
     The key may come as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``.
@@ -383,6 +403,8 @@ def check_api_key(expected: str | None, authorization: str | None, x_api_key: st
     if given is None and authorization is not None:
         scheme, _, token = authorization.partition(" ")
         given = token.strip() if scheme.lower() == "bearer" else None
+    if given is not None and digest:
+        given = key_digest(given)
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(
             401,

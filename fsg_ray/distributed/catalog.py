@@ -113,7 +113,9 @@ class StyleCatalog:
         if done is not None:
             done.wait(self.wait_s)
         with self._lock:
-            if self._read_at == read_before and self._failed_at >= self._tried_at:
+            unread = self._read_at == read_before
+            # The re-read failed, was not allowed (a failure under retry_s ago), or hangs.
+            if unread and (self._running is not None or self._failed_at >= self._tried_at):
                 raise RegistryUnavailable(max(1, round(self.retry_s)))
             styles = self._copy()
         if style not in styles:

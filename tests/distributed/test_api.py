@@ -251,9 +251,11 @@ def test_finish_keeps_pixels_outside_the_mask_exactly() -> None:
 
 def test_api_key_comes_from_its_variable_and_the_api_fails_closed() -> None:
     cfg = ServeConfig(registry="/r")
-    assert api.resolve_api_key(cfg, {"FSG_API_KEY": "from-env"}) == "from-env"
+    digest = api.key_digest("from-env")
+    assert api.resolve_api_key(cfg, {"FSG_API_KEY": "from-env"}) == digest
+    assert api.resolve_api_key(cfg, {"FSG_API_KEY_SHA256": digest.upper()}) == digest
     other = ServeConfig(registry="/r", api_key_env="SHOP_KEY")
-    assert api.resolve_api_key(other, {"SHOP_KEY": "k", "FSG_API_KEY": "x"}) == "k"
+    assert api.resolve_api_key(other, {"SHOP_KEY": "k", "FSG_API_KEY": "x"}) == api.key_digest("k")
     for env in ({}, {"FSG_API_KEY": ""}):
         with pytest.raises(api.ApiKeyMissing, match="set FSG_API_KEY .* allow_anonymous"):
             api.resolve_api_key(cfg, env)
@@ -262,11 +264,13 @@ def test_api_key_comes_from_its_variable_and_the_api_fails_closed() -> None:
 
 def test_api_key_check() -> None:
     api.check_api_key(None, None, None)
-    api.check_api_key("k3y", "Bearer k3y", None)
-    api.check_api_key("k3y", "bearer  k3y", None)
-    api.check_api_key("k3y", None, "k3y")
+    k = api.key_digest("k3y")
+    api.check_api_key(k, "Bearer k3y", None)
+    api.check_api_key(k, "bearer  k3y", None)
+    api.check_api_key(k, None, "k3y")
+    assert api_error(api.check_api_key, k, None, k).status == 401  # the digest is no key
     for auth, header in [(None, None), ("Bearer wrong", None), ("Basic k3y", None), (None, "")]:
-        err = api_error(api.check_api_key, "k3y", auth, header)
+        err = api_error(api.check_api_key, k, auth, header)
         assert err.status == 401 and err.headers == {"WWW-Authenticate": "Bearer"}
         assert "wrong" not in err.reason
 
