@@ -224,22 +224,25 @@ async def read_limited(chunks: AsyncIterator[bytes], limit: int, timeout_s: floa
         ApiError: 413 over the limit, 408 past the deadline, 400 for an empty body.
     """
     parts: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > limit:
-                    raise too_large("the body", limit)
-                parts.append(chunk)
-    except TimeoutError:
+
+    async def pull() -> None:
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise too_large("the body", limit)
+            parts.append(chunk)
+
+    try:  # wait_for, not asyncio.timeout: Python 3.10 is supported
+        await asyncio.wait_for(pull(), timeout_s)
+    except asyncio.TimeoutError:
         raise ApiError(
             408,
             "request_timeout",
             f"the body did not arrive within {timeout_s:g} s",
             {"Connection": "close"},
         ) from None
-    if size == 0:
+    if not any(parts):
         raise ApiError(400, "empty_body", "the request has no body: send a photo")
     return b"".join(parts)
 
