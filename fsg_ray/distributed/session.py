@@ -24,15 +24,15 @@ import ray.data
 
 log = logging.getLogger(__name__)
 
-#: Exit status of a command stopped by SIGTERM or SIGINT before its work was done (the
-#: shell's 128 + SIGTERM); what was done is kept and a rerun resumes.
-EXIT_STOPPED = 143
 #: Seconds a local Ray's processes get to exit after ``ray.shutdown`` before SIGKILL.
 _EXIT_GRACE_S = 10.0
 
 
-class Stopped(Exception):
+class Stopped(KeyboardInterrupt):
     """SIGTERM or SIGINT arrived; raised in the main thread by :func:`stop_on_signals`.
+
+    A ``KeyboardInterrupt``, so that no ``except Exception`` (a per-style failure handler)
+    takes it for a failure of the work it interrupts.
 
     Args:
         signum: The signal number.
@@ -56,7 +56,8 @@ def ray_session(
 
     A Ray that is already initialised (a notebook, a test session) is used as it is. A new
     local Ray runs the dashboard: Ray Train's monitors query its state API. The processes of
-    a local Ray started here are ended when the block exits, however it exits.
+    a local Ray started here are ended when the block exits, however it exits. Inside the
+    block SIGTERM and SIGINT raise :class:`Stopped` (:func:`stop_on_signals`).
 
     Args:
         address: A cluster's address; None starts a local Ray (unless ``RAY_ADDRESS``).
@@ -74,7 +75,8 @@ def ray_session(
     ray.init(runtime_env={"env_vars": env}, **kwargs)
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
-        yield
+        with stop_on_signals():
+            yield
     finally:
         started = [] if address else descendants(os.getpid())
         ray.shutdown()
