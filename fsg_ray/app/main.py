@@ -62,13 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fsg {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM inside a Ray session (session.Stopped)
-        signum = getattr(e, "signum", signal.SIGINT)
+        signum = getattr(e, "signum", None) or _signal_received() or signal.SIGINT
         print(
             f"fsg {args.command}: stopped by {signal.Signals(signum).name}; what was done is "
             "kept (checkpoints, published versions, written outputs): rerun to resume",
             file=sys.stderr,
         )
         return EXIT_STOPPED_BASE + signum
+
+
+def _signal_received() -> int | None:
+    """The signal that stopped a Ray session, if one ran (its module is imported only by the
+    commands that use Ray, so ``fsg`` without Ray never imports it)."""
+    session = sys.modules.get("fsg_ray.distributed.session")
+    return session.received_signal() if session is not None else None
 
 
 if __name__ == "__main__":

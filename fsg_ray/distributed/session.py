@@ -26,6 +26,15 @@ log = logging.getLogger(__name__)
 
 #: Seconds a local Ray's processes get to exit after ``ray.shutdown`` before SIGKILL.
 _EXIT_GRACE_S = 10.0
+#: The signals received under :func:`stop_on_signals`, in order. Process state, as a signal
+#: is: libraries on the way up (Ray Train) may re-raise a bare KeyboardInterrupt in place of
+#: :class:`Stopped`, and the command still has to say which signal stopped it.
+_received: list[int] = []
+
+
+def received_signal() -> int | None:
+    """The first SIGTERM or SIGINT received under :func:`stop_on_signals`, or None."""
+    return _received[0] if _received else None
 
 
 class Stopped(KeyboardInterrupt):
@@ -94,6 +103,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
         if stop.is_set():
             return  # one unwind is enough; a second signal must not interrupt the cleanup
         stop.set()
+        _received.append(signum)
         log.warning("received %s: stopping", signal.Signals(signum).name)
         raise Stopped(signum)
 
