@@ -273,6 +273,7 @@ def main() -> None:
             replica_gpus=1.0 if torch.cuda.is_available() else 0.0,
             ingress_cpus=0,
             max_ongoing_requests=max(args.batch, args.concurrency),
+            allow_anonymous=True,  # on 127.0.0.1, no key: the API fails closed otherwise
         )
         log.info("bare model in process")
         bare = bench_bare(reg, image, args.requests // 2, args.batch)

@@ -114,6 +114,7 @@ def s3_bucket(s3_client: Any) -> str:
 
 # Data-plane fixtures: one local Ray for the session, and a small dataset full of odd files,
 # on local disk and in an S3 bucket (tests/test_data.py, tests/test_datacmd.py).
+import hashlib  # noqa: E402
 import io  # noqa: E402
 import os  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -140,6 +141,8 @@ def ray_local() -> Iterator[None]:
     # in test modules (cloudpickle ships those by name, e.g. test_trainer's on_step hook).
     folders = sorted(d for d in TESTS_DIR.iterdir() if d.is_dir() and d.name[0].isalpha())
     env = {**FAKE_CREDENTIALS, "PYTHONPATH": os.pathsep.join(map(str, [TESTS_DIR, *folders]))}
+    # The API key of test_serve's strict app, passed as `fsg serve` passes FSG_API_KEY.
+    env["FSG_TEST_SERVE_KEY_SHA256"] = hashlib.sha256(b"test-key-5b8f2c").hexdigest()
     ray.init(
         num_cpus=2,
         include_dashboard=False,

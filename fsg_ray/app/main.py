@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: A command stopped by a signal exits with 128 + the signal number, as a shell reports it:
+#: 143 for SIGTERM, 130 for SIGINT (``fsg serve`` exits 0: stopping is how it ends).
+EXIT_STOPPED_BASE = 128
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``fsg``; the exit status: 2 for bad arguments, else the subcommand's."""
     args = build_parser().parse_args(argv)
@@ -55,6 +61,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, LookupError) as e:
         print(f"fsg {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM inside a Ray session (session.Stopped)
+        signum = getattr(e, "signum", None) or _signal_received() or signal.SIGINT
+        print(
+            f"fsg {args.command}: stopped by {signal.Signals(signum).name}; what was done is "
+            "kept (checkpoints, published versions, written outputs): rerun to resume",
+            file=sys.stderr,
+        )
+        return EXIT_STOPPED_BASE + signum
+
+
+def _signal_received() -> int | None:
+    """The signal that stopped a Ray session, if one ran (its module is imported only by the
+    commands that use Ray, so ``fsg`` without Ray never imports it)."""
+    session = sys.modules.get("fsg_ray.distributed.session")
+    return session.received_signal() if session is not None else None
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Keys are named from the root of Serve's ``args`` mapping: ``max_side: must be >=
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from fsg_ray.config.errors import check_endpoint, check_uri, require
@@ -48,10 +48,28 @@ class ServeConfig:
         ingress_cpus: CPUs each ingress replica reserves.
         cors_origins: Origins allowed to call the API from a browser; empty (the default)
             turns CORS off.
-        api_key: Key that every route except the health checks requires (``Authorization:
-            Bearer KEY`` or ``X-API-Key: KEY``); None reads the ``FSG_API_KEY`` environment
-            variable of the replicas, and no key there leaves the API open. Prefer the
-            variable: Serve stores and shows an application's arguments.
+        api_key_env: Environment variable of the ingress replicas that holds the key every
+            route except the health checks and the page requires (``Authorization: Bearer
+            KEY`` or ``X-API-Key: KEY``). The key itself is never a config key: Serve stores
+            an application's arguments and shows them in its REST API.
+        allow_anonymous: Serve without a key. False (the default) makes an ingress replica
+            without the key refuse to start: the API fails closed.
+        request_timeout_s: Serve's HTTP proxy ends a request that takes longer (``fsg
+            serve``; in a Serve config file it is ``http_options.request_timeout_s``).
+        body_timeout_s: Longest time to receive a request's body; a slower sender gets 408
+            and its connection is closed, so slow senders cannot hold every ingress slot.
+        max_bytes_in_flight: Request bodies one ingress replica holds at once, in bytes; a
+            request that would pass it gets 503 with ``Retry-After`` before its body is read.
+        max_decodes: Photos one ingress replica decodes at once; the others wait. With
+            ``max_pixels`` this bounds the ingress's decode memory.
+        max_mask_pixels: Largest garment mask (width x height); a mask must also have the
+            photo's size.
+        encoders_per_replica: VGG encoders (one per weight spec) a generator replica keeps;
+            the least recently used one is dropped.
+        index_max_stale_s: Seconds the last good style list is served when the registry
+            cannot be read; after that requests get 503.
+        index_retry_s: Seconds a failed registry read is remembered: no new read before then.
+        storage_timeout_s: Connect and read timeout of one registry request from the ingress.
     """
 
     RENAMED_KEYS: ClassVar[dict[str, str]] = {"s3_endpoint": "endpoint_url"}
@@ -79,12 +97,30 @@ class ServeConfig:
     replica_gpus: float = 0.0
     ingress_cpus: float = 0.5
     cors_origins: tuple[str, ...] = ()
-    api_key: str | None = field(default=None, repr=False)
+    api_key_env: str = "FSG_API_KEY"
+    allow_anonymous: bool = False
+    request_timeout_s: float = 60.0
+    body_timeout_s: float = 15.0
+    max_bytes_in_flight: int = 64 * 1024 * 1024
+    max_decodes: int = 2
+    max_mask_pixels: int = 25_000_000
+    encoders_per_replica: int = 2
+    index_max_stale_s: float = 600.0
+    index_retry_s: float = 2.0
+    storage_timeout_s: float = 3.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "registry", check_uri("registry", self.registry))
         check_endpoint("endpoint_url", self.endpoint_url)
-        for key in ("max_body_bytes", "max_pixels", "max_batch_size", "styles_per_replica"):
+        for key in (
+            "max_body_bytes",
+            "max_pixels",
+            "max_batch_size",
+            "styles_per_replica",
+            "max_decodes",
+            "max_mask_pixels",
+            "encoders_per_replica",
+        ):
             require(getattr(self, key) >= 1, key, "must be >= 1")
         require(self.max_side >= 8, "max_side", "must be >= 8")
         require(
@@ -92,7 +128,14 @@ class ServeConfig:
             "default_max_side",
             f"must be between 8 and max_side ({self.max_side})",
         )
-        for key in ("batch_wait_timeout_s", "index_ttl_s", "replica_gpus", "retry_after_s"):
+        for key in (
+            "batch_wait_timeout_s",
+            "index_ttl_s",
+            "replica_gpus",
+            "retry_after_s",
+            "index_max_stale_s",
+            "index_retry_s",
+        ):
             require(getattr(self, key) >= 0, key, "must be >= 0")
         require(self.min_replicas >= 1, "min_replicas", "must be >= 1")
         require(self.max_replicas >= self.min_replicas, "max_replicas", "must be >= min_replicas")
@@ -109,4 +152,13 @@ class ServeConfig:
                 f"cors_origins[{i}]",
                 f"{origin!r} is not '*' or an http(s) origin",
             )
-        require(self.api_key != "", "api_key", "must not be empty (omit it for an open API)")
+        for key in ("request_timeout_s", "body_timeout_s", "storage_timeout_s"):
+            require(getattr(self, key) > 0, key, "must be > 0")
+        require(
+            self.max_bytes_in_flight >= self.max_body_bytes,
+            "max_bytes_in_flight",
+            f"must be >= max_body_bytes ({self.max_body_bytes})",
+        )
+        require(
+            self.api_key_env.isidentifier(), "api_key_env", "must be an environment variable name"
+        )

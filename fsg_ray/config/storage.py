@@ -23,6 +23,8 @@ class StorageOptions:
         region: AWS region; None lets the AWS chain of each process decide.
         retries: Retries of one request after a transient error (0: try once).
         backoff_s: Wait before the first retry; doubles on each further one (with jitter).
+        timeout_s: Connect and read timeout of one request, in seconds; None keeps the
+            clients' defaults (60 s each in boto3). The online API sets a short one.
     """
 
     KEY_ROOT: ClassVar[str] = "storage"
@@ -31,11 +33,17 @@ class StorageOptions:
     region: str | None = None
     retries: int = 4
     backoff_s: float = 0.2
+    timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         check_endpoint("storage.endpoint_url", self.endpoint_url)
         require(self.retries >= 0, "storage.retries", f"must be >= 0, got {self.retries}")
         require(self.backoff_s >= 0, "storage.backoff_s", f"must be >= 0, got {self.backoff_s}")
+        require(
+            self.timeout_s is None or self.timeout_s > 0,
+            "storage.timeout_s",
+            f"must be > 0, got {self.timeout_s}",
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageOptions:

@@ -3,14 +3,17 @@ style list and the image work around G(x). :mod:`fsg_ray.distributed.serve` wire
 
 One request to ``POST /v1/styles/{style}/restyle``, in order::
 
-    check_style_id(style)                 400, before any storage is touched
     check_api_key(...)                    401 (done first by the app, for every /v1 route)
+    check_style_id(style)                 400, before any storage is touched
     parse_options(query)                  400: max_side, format, preserve_color
     body_kind(content type)               415 unless an image body or multipart
-    read_limited(body stream)             413 past max_body_bytes, without reading more
+    StyleCatalog.current(style)           404 for an unknown style, before the body is read;
+                                          503 when the registry cannot be read
+    BodyBudget.hold(length)               503 when the replica holds too many body bytes
+    read_limited(body stream)             413 past max_body_bytes, 408 past body_timeout_s
     split_multipart(...)                  400: fields 'image' and optional 'mask'
-    StyleCatalog.current(style)           404 for an unknown style (nothing internal named)
-    prepare(image, mask)                  415 not an image, 413 too many pixels, 400 corrupt
+    prepare(image, mask)                  415 not PNG/JPEG/WebP, 413 too many pixels, 400
+                                          corrupt; at most max_decodes at once
       ... G(x) on a generator replica (batched) ...
     finish(styled, prepared)              chroma, composite through the mask, encode
 
@@ -20,10 +23,11 @@ Every failure is an :class:`ApiError`: an HTTP status and a JSON body
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import hmac
-import threading
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,19 +39,15 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from fsg_ray.config import ServeConfig
 from fsg_ray.io import compositing, images, registry
 
-#: Environment variable holding the API key when the config gives none.
-API_KEY_ENV = "FSG_API_KEY"
 #: Options of a restyle request (query parameters).
 OPTIONS = ("max_side", "format", "preserve_color")
-#: Magic bytes of the image formats that are decoded (images.FORMATS).
+#: The image formats accepted online: the common photo formats, and the fewest decoders
+#: exposed to the network (GIF, BMP and TIFF are read by the batch jobs only).
+ONLINE_FORMATS = ("PNG", "JPEG", "WEBP")
+#: Magic bytes of PNG and JPEG (WebP is a RIFF container: see :func:`sniff`).
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "PNG"),
     (b"\xff\xd8\xff", "JPEG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
 )
 _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
@@ -215,20 +215,34 @@ def too_large(what: str, limit: int) -> ApiError:
     return ApiError(413, "too_large", f"{what} exceeds the limit of {limit} bytes")
 
 
-async def read_limited(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+async def read_limited(chunks: AsyncIterator[bytes], limit: int, timeout_s: float) -> bytes:
     """The whole body, refused as soon as it passes ``limit`` bytes (memory stays bounded
-    even when a client declares no or a false Content-Length).
+    even when a client declares no or a false Content-Length) or takes longer than
+    ``timeout_s`` to arrive (a slow sender would otherwise hold an ingress slot for ever).
 
     Raises:
-        ApiError: 413 over the limit, 400 for an empty body.
+        ApiError: 413 over the limit, 408 past the deadline, 400 for an empty body.
     """
-    parts, size = [], 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise too_large("the body", limit)
-        parts.append(chunk)
-    if size == 0:
+    parts: list[bytes] = []
+
+    async def pull() -> None:
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise too_large("the body", limit)
+            parts.append(chunk)
+
+    try:  # wait_for, not asyncio.timeout: Python 3.10 is supported
+        await asyncio.wait_for(pull(), timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(
+            408,
+            "request_timeout",
+            f"the body did not arrive within {timeout_s:g} s",
+            {"Connection": "close"},
+        ) from None
+    if not any(parts):
         raise ApiError(400, "empty_body", "the request has no body: send a photo")
     return b"".join(parts)
 
@@ -267,17 +281,28 @@ async def split_multipart(headers: Mapping[str, str], body: bytes) -> tuple[byte
 
 
 def sniff(data: bytes) -> str | None:
-    """The image format that ``data`` starts with (by magic bytes), or None."""
+    """The online image format (:data:`ONLINE_FORMATS`) that ``data`` starts with, by its
+    magic bytes, or None."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
     return next((fmt for magic, fmt in _SIGNATURES if data.startswith(magic)), None)
 
 
-def decode(data: bytes, what: str, cfg: ServeConfig) -> Image.Image:
-    """Decodes an upload after sniffing it, within the pixel limit.
+def decode(
+    data: bytes, what: str, cfg: ServeConfig, max_side: int | None = None, max_pixels: int = 0
+) -> Image.Image:
+    """Decodes an upload after sniffing it, within the pixel limit, shrunk to ``max_side``
+    while decoding (see :func:`fsg_ray.io.images.decode_image`).
+
+    Args:
+        data: The encoded upload.
+        what: ``image`` or ``mask``, for the messages.
+        cfg: Gives the byte and pixel limits.
+        max_side: Longest side of the result; None keeps the decoded size.
+        max_pixels: The pixel limit; 0 takes ``cfg.max_pixels``.
 
     Raises:
-        ApiError: 400 empty or corrupt, 413 over the limits, 415 not an image format.
+        ApiError: 400 empty or corrupt, 413 over the limits, 415 not PNG, JPEG or WebP.
     """
     if not data:
         raise ApiError(400, "empty_body", f"the {what} is empty")
@@ -285,10 +310,13 @@ def decode(data: bytes, what: str, cfg: ServeConfig) -> Image.Image:
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"the {what} is not a {', '.join(images.FORMATS)} image (checked by its content)",
+            f"the {what} is not a {', '.join(ONLINE_FORMATS)} image (checked by its content)",
         )
+    limit = max_pixels or cfg.max_pixels
     try:
-        return images.decode_image(data, cfg.max_pixels, what, cfg.max_body_bytes)
+        return images.decode_image(
+            data, limit, what, cfg.max_body_bytes, ONLINE_FORMATS, max_side=max_side
+        )
     except images.ImageTooLarge as e:
         raise ApiError(413, "too_large", str(e)) from None
     except images.ImageDecodeError as e:
@@ -298,16 +326,19 @@ def decode(data: bytes, what: str, cfg: ServeConfig) -> Image.Image:
 def prepare(
     image: bytes, mask: bytes | None, options: RestyleOptions, cfg: ServeConfig
 ) -> Prepared:
-    """Decodes the photo, shrinks it to ``max_side`` and decodes the mask at that size.
+    """Decodes the photo shrunk to ``max_side``, then the mask (within ``max_mask_pixels``)
+    at the photo's size. One decode at a time: the photo's full-size pixels are freed before
+    the mask's are decoded.
 
     Raises:
         ApiError: See :func:`decode`.
     """
-    x = np.asarray(compositing.fit_long_side(decode(image, "image", cfg), options.max_side))
+    x = np.asarray(decode(image, "image", cfg, options.max_side))
     if mask is None:
         return Prepared(x, None)
-    m = decode(mask, "mask", cfg)
-    m = m.resize((x.shape[1], x.shape[0]), Image.Resampling.NEAREST)
+    m = decode(mask, "mask", cfg, options.max_side, cfg.max_mask_pixels)
+    if m.size != (x.shape[1], x.shape[0]):
+        m = m.resize((x.shape[1], x.shape[0]), Image.Resampling.NEAREST)
     return Prepared(x, images.mask_to_tensor(m).numpy() > 0.5)
 
 
@@ -321,12 +352,47 @@ def finish(
     return compositing.encode(out, options.format, tag)
 
 
+class ApiKeyMissing(RuntimeError):
+    """The API would be open: no key in its variable, and ``allow_anonymous`` is off."""
+
+
+def key_digest(key: str) -> str:
+    """The SHA-256 hex digest of an API key: what crosses into Ray (``<api_key_env>_SHA256``),
+    since Ray's runtime-env agent logs a job's environment variables in clear."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def resolve_api_key(cfg: ServeConfig, env: Mapping[str, str]) -> str | None:
-    """The key the API requires: the config's, else ``FSG_API_KEY`` of ``env``, else None."""
-    return cfg.api_key or env.get(API_KEY_ENV) or None
+    """The SHA-256 hex digest of the key the API requires: from the variable
+    ``cfg.api_key_env`` of ``env`` (the key) or ``<api_key_env>_SHA256`` (its digest); None (an
+    open API) only when the config allows anonymous use.
+
+    Raises:
+        ApiKeyMissing: No key and ``allow_anonymous`` is off: the ingress must not start.
+    """
+    key = env.get(cfg.api_key_env) or None
+    digest = key_digest(key) if key else (env.get(cfg.api_key_env + "_SHA256") or None)
+    if digest is None and not cfg.allow_anonymous:
+        raise ApiKeyMissing(
+            f"no API key: set {cfg.api_key_env} in the environment of the ingress replicas "
+            "(a Kubernetes Secret, or `fsg serve`'s environment), or set allow_anonymous: true "
+            "to serve without one"
+        )
+    return digest.lower() if digest else None
 
 
 def check_api_key(expected: str | None, authorization: str | None, x_api_key: str | None) -> None:
+    """Passes when no key is required or the request carries the key whose SHA-256 hex digest
+    is ``expected`` (compared in constant time); see :func:`check_key`."""
+    check_key(expected, authorization, x_api_key, digest=True)
+
+
+def check_key(
+    expected: str | None,
+    authorization: str | None,
+    x_api_key: str | None,
+    digest: bool = False,
+) -> None:
     """Passes when no key is required or the request carries it (compared in constant time).
 
     The key may come as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``.
@@ -340,6 +406,8 @@ def check_api_key(expected: str | None, authorization: str | None, x_api_key: st
     if given is None and authorization is not None:
         scheme, _, token = authorization.partition(" ")
         given = token.strip() if scheme.lower() == "bearer" else None
+    if given is not None and digest:
+        given = key_digest(given)
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(
             401,
@@ -347,6 +415,38 @@ def check_api_key(expected: str | None, authorization: str | None, x_api_key: st
             "a valid API key is required: 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
             {"WWW-Authenticate": "Bearer"},
         )
+
+
+class BodyBudget:
+    """The request bodies an ingress replica holds at once, in bytes, capped.
+
+    A request reserves its declared Content-Length (or ``max_body_bytes`` when it declares
+    none) before its body is read, and gives it back when it is answered. Used on one event
+    loop, so no lock.
+
+    Args:
+        limit: Most bytes held at once.
+        retry_after_s: The ``Retry-After`` of the 503 past it.
+    """
+
+    def __init__(self, limit: int, retry_after_s: int) -> None:
+        self.limit, self.retry_after_s = limit, retry_after_s
+        self.held = 0
+
+    @contextlib.contextmanager
+    def hold(self, size: int) -> Iterator[None]:
+        """Reserves ``size`` bytes for the block.
+
+        Raises:
+            ApiError: 503 with ``Retry-After`` when the reservation would pass the limit.
+        """
+        if self.held + size > self.limit:
+            raise overloaded(self.retry_after_s)
+        self.held += size
+        try:
+            yield
+        finally:
+            self.held -= size
 
 
 def model_id(style: str, version: str) -> str:
@@ -362,66 +462,6 @@ def parse_model_id(mid: str) -> tuple[str, str]:
     """
     style, _, version = mid.partition("@")
     return registry.check_style(style), registry.check_version(version)
-
-
-class StyleCatalog:
-    """The registry's style list as the ingress sees it: re-read after ``ttl_s`` seconds, so
-    new versions and styles are served without a restart.
-
-    A style that is not in the list triggers one re-read, at most every ``miss_every_s``
-    seconds, so a just-published style is found at once while a flood of unknown names
-    cannot hammer the storage. Thread-safe.
-
-    Args:
-        read: Reads the list (:func:`fsg_ray.io.registry.list_styles` on the registry).
-        ttl_s: Seconds a list is trusted.
-        miss_every_s: Least seconds between two re-reads caused by unknown styles.
-        clock: Monotonic seconds (a parameter for tests).
-    """
-
-    def __init__(
-        self,
-        read: Callable[[], dict[str, registry.StyleIndex]],
-        ttl_s: float,
-        miss_every_s: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._read, self.ttl_s, self.miss_every_s, self._clock = read, ttl_s, miss_every_s, clock
-        self._styles: dict[str, registry.StyleIndex] | None = None
-        self._read_at = float("-inf")
-        self._lock = threading.Lock()
-
-    def styles(self) -> dict[str, registry.StyleIndex]:
-        """The published styles, re-read if the copy is older than ``ttl_s``.
-
-        Raises:
-            StorageError: The registry cannot be read (and no copy is held yet).
-        """
-        with self._lock:
-            if self._styles is None or self._clock() - self._read_at >= self.ttl_s:
-                self._refresh()
-            assert self._styles is not None
-            return self._styles
-
-    def current(self, style: str) -> str:
-        """The current version of ``style``.
-
-        Raises:
-            ApiError: 404 if no such style is published.
-        """
-        styles = self.styles()
-        if style not in styles:
-            with self._lock:
-                if self._clock() - self._read_at >= self.miss_every_s:
-                    self._refresh()
-                styles = self._styles or {}
-        if style not in styles:
-            raise unknown_style(style)
-        return styles[style].current
-
-    def _refresh(self) -> None:
-        self._styles = self._read()
-        self._read_at = self._clock()
 
 
 def styles_json(styles: Mapping[str, registry.StyleIndex]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ Two deployments; the request logic lives in :mod:`fsg_ray.distributed.api` (no R
                   as one tensor batch
 
 **Style multiplexing.** The ingress resolves a style to its current version through a
-:class:`fsg_ray.distributed.api.StyleCatalog` (re-read every ``index_ttl_s``), so a newly published
+:class:`fsg_ray.distributed.catalog.StyleCatalog` (re-read in the background every
+``index_ttl_s``; the last good list kept while the registry is down), so a newly published
 version gets a new model id and replicas load it on first use: no restart. Serve routes a model
 id to replicas that already hold it. Serve's batcher splits a batch by model id; the batch
 function also groups by (model id, image size) itself, so every request is run by its own
@@ -22,6 +23,15 @@ style's generator however the batch was formed.
 a full generator queue raises ``BackPressureError`` in the ingress, answered 503 with
 ``Retry-After`` and a JSON reason; a full ingress queue is refused by Serve's proxy itself, 503
 with ``Retry-After`` (its body is Serve's plain text).
+
+**Bounded cost per request.** Bodies held at once are capped (``max_bytes_in_flight``) and
+must arrive within ``body_timeout_s``; at most ``max_decodes`` photos are decoded at once, each
+within ``max_pixels`` and shrunk while decoding; Serve's proxy ends a request after
+``request_timeout_s``.
+
+**Fail closed.** The key reaches the ingress replicas as an environment variable
+(``api_key_env``): a Kubernetes Secret, or ``fsg serve``'s job-level ``runtime_env``, which
+Serve does not show. An ingress without a key refuses to start unless ``allow_anonymous``.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import asyncio
 import dataclasses
 import logging
 import os
-import time
+import threading
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Annotated, Any
@@ -42,6 +52,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image
 from ray import serve
 from ray.serve.config import BackpressureConfig
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
@@ -53,6 +64,7 @@ from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import Generator
 from fsg_ray.distributed import api
 from fsg_ray.distributed.api import ApiError
+from fsg_ray.distributed.catalog import StyleCatalog
 from fsg_ray.io import registry
 from fsg_ray.io.generators import EncoderCache
 from fsg_ray.io.storage import Storage, StorageError
@@ -63,9 +75,35 @@ APP_NAME = "fsg"
 _PAGE = resources.files("fsg_ray.distributed").joinpath("web", "index.html")
 
 
-def storage_for(cfg: ServeConfig) -> Storage:
-    """Storage with the config's S3 endpoint and region over the environment's."""
-    return Storage(StorageOptions.given(cfg.endpoint_url, cfg.s3_region))
+#: Headers of every response: no MIME sniffing, and the page may not be framed (clickjacking).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+}
+
+
+def storage_for(cfg: ServeConfig, timeout_s: float | None = None) -> Storage:
+    """Storage with the config's S3 endpoint and region over the environment's.
+
+    Args:
+        cfg: The service's config.
+        timeout_s: Connect/read timeout of one request, with one retry; None keeps the
+            defaults (generators are large reads; the style list must answer fast).
+    """
+    options = StorageOptions.given(cfg.endpoint_url, cfg.s3_region)
+    if timeout_s is not None:
+        options = dataclasses.replace(options, timeout_s=timeout_s, retries=1)
+    return Storage(options)
+
+
+def read_styles(storage: Storage, registry_uri: str) -> dict[str, registry.StyleIndex]:
+    """The registry's style list, a bad style index logged and left out."""
+
+    def skip(style: str, error: ValueError) -> None:
+        log.error("style %r left out: its index is not a style index (%s)", style, error)
+
+    return registry.list_styles(storage, registry_uri, on_bad_index=skip)
 
 
 class StyleGenerators:
@@ -78,7 +116,9 @@ class StyleGenerators:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = from_dict(ServeConfig, cfg)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.cache = EncoderCache(storage_for(self.cfg), self.device)
+        self.cache = EncoderCache(
+            storage_for(self.cfg), self.device, max_encoders=self.cfg.encoders_per_replica
+        )
 
         async def load(mid: str) -> Generator:
             style, version = api.parse_model_id(mid)
@@ -142,13 +182,16 @@ class Ingress:
 
     def __init__(self, generators: DeploymentHandle, cfg: dict[str, Any]) -> None:
         self.cfg = from_dict(ServeConfig, cfg)
-        self.generators = generators
-        storage = storage_for(self.cfg)
-        self.catalog = api.StyleCatalog(
-            lambda: registry.list_styles(storage, self.cfg.registry), self.cfg.index_ttl_s
-        )
+        # Fail closed: without a key (and without allow_anonymous) the replica does not start.
         self.api_key = api.resolve_api_key(self.cfg, os.environ)
-        log.info("ingress up; API key %s", "required" if self.api_key else "not required")
+        if self.api_key is None:
+            log.warning("ingress up WITHOUT an API key (allow_anonymous): anyone may call it")
+        else:
+            log.info("ingress up; API key required")
+        # Pillow's own bomb check, for any path that does not check the header first.
+        Image.MAX_IMAGE_PIXELS = max(self.cfg.max_pixels, self.cfg.max_mask_pixels)
+        self.generators = generators
+        self.catalog = catalog_for(self.cfg)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_api(self.cfg, self.catalog, self.api_key, self.run)
@@ -164,6 +207,20 @@ class Ingress:
             raise api.overloaded(self.cfg.retry_after_s) from None
         except (registry.StyleNotFound, registry.VersionNotFound):
             raise api.unknown_style(mid.partition("@")[0]) from None
+
+
+def catalog_for(cfg: ServeConfig) -> StyleCatalog:
+    """The ingress's style list: short storage timeouts, the last good list kept up to
+    ``index_max_stale_s``, failures remembered for ``index_retry_s``."""
+    storage = storage_for(cfg, cfg.storage_timeout_s)
+    return StyleCatalog(
+        lambda: read_styles(storage, cfg.registry),
+        ttl_s=cfg.index_ttl_s,
+        max_stale_s=cfg.index_max_stale_s,
+        retry_s=cfg.index_retry_s,
+        # a listing and one index read, each with one retry, may take this long
+        wait_s=4 * cfg.storage_timeout_s,
+    )
 
 
 #: FastAPI publishes a route's docstring, up to its first form feed, as its OpenAPI description
@@ -193,17 +250,19 @@ class ApiContext:
         catalog: The published styles.
         api_key: The key every route but the health checks requires; None for none.
         run: G(x) on a generator replica.
+        bodies: The request bodies held at once (``max_bytes_in_flight``).
+        decodes: Photos decoded at once (``max_decodes``).
     """
 
     cfg: ServeConfig
-    catalog: api.StyleCatalog
+    catalog: StyleCatalog
     api_key: str | None
     run: RunG
+    bodies: api.BodyBudget
+    decodes: threading.BoundedSemaphore
 
 
-def build_api(
-    cfg: ServeConfig, catalog: api.StyleCatalog, api_key: str | None, run: RunG
-) -> FastAPI:
+def build_api(cfg: ServeConfig, catalog: StyleCatalog, api_key: str | None, run: RunG) -> FastAPI:
     """The FastAPI app: the routes, the error handlers and (if configured) CORS.
 
     Args:
@@ -217,8 +276,11 @@ def build_api(
         description="Restyle garment photos with published Fashion Style Generator styles.",
         version="1",
     )
-    app.state.context = ApiContext(cfg, catalog, api_key, run)
+    bodies = api.BodyBudget(cfg.max_bytes_in_flight, cfg.retry_after_s)
+    decodes = threading.BoundedSemaphore(cfg.max_decodes)
+    app.state.context = ApiContext(cfg, catalog, api_key, run, bodies, decodes)
     _add_error_handlers(app)
+    app.middleware("http")(_security_headers)
     if cfg.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -244,6 +306,15 @@ def build_api(
     return app
 
 
+async def _security_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Adds :data:`SECURITY_HEADERS` to every response."""
+    response = await call_next(request)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
 def _context(request: Request) -> ApiContext:
     """The :class:`ApiContext` of the app that received ``request``."""
     context = request.app.state.context
@@ -266,11 +337,14 @@ async def healthz() -> dict[str, str]:
 
 
 async def readyz(context: Context) -> JSONResponse:
-    """``GET /readyz``: 503 until the registry is readable and has a style; no key."""
+    """``GET /readyz``: 503 until the registry is readable and has a style; no key. Never
+    500: whatever fails, the answer is "not ready" and the error is logged."""
     try:
         styles = await asyncio.to_thread(context.catalog.styles)
-    except StorageError:
-        log.exception("readiness: the registry cannot be read")
+    except ApiError:
+        return _error(ApiError(503, "not_ready", "the style registry cannot be read"))
+    except Exception:
+        log.exception("readiness: the style list failed")
         return _error(ApiError(503, "not_ready", "the style registry cannot be read"))
     if not styles:
         return _error(ApiError(503, "not_ready", "no style is published yet"))
@@ -305,18 +379,30 @@ async def restyle(
     api.check_style_id(style)
     options = api.parse_options(request.query_params, cfg)
     kind = api.body_kind(request.headers.get("content-type"))
-    api.check_content_length(request.headers.get("content-length"), cfg.max_body_bytes)
-    body = await api.read_limited(request.stream(), cfg.max_body_bytes)
-    image, mask = (body, None)
-    if kind == "multipart":
-        image, mask = await api.split_multipart(request.headers, body)
+    length = request.headers.get("content-length")
+    api.check_content_length(length, cfg.max_body_bytes)
+    # An unknown style is refused before a byte of the body is read.
     version = await asyncio.to_thread(context.catalog.current, style)
-    prepared = await asyncio.to_thread(api.prepare, image, mask, options, cfg)
+    with context.bodies.hold(int(length) if length else cfg.max_body_bytes):
+        body = await api.read_limited(request.stream(), cfg.max_body_bytes, cfg.body_timeout_s)
+        image, mask = (body, None)
+        if kind == "multipart":
+            image, mask = await api.split_multipart(request.headers, body)
+        prepared = await asyncio.to_thread(_prepare, context, image, mask, options)
     styled, batch = await context.run(api.model_id(style, version), prepared.image)
     tag = {"style": style, "version": version}
     data = await asyncio.to_thread(api.finish, styled, prepared, options, tag)
     headers = api.result_headers(style, version, options, batch)
     return Response(data, media_type=options.media_type, headers=headers)
+
+
+def _prepare(
+    context: ApiContext, image: bytes, mask: bytes | None, options: api.RestyleOptions
+) -> api.Prepared:
+    """:func:`api.prepare` once a decode slot is free (``max_decodes`` at once: with
+    ``max_pixels`` this bounds the decode memory of the replica)."""
+    with context.decodes:
+        return api.prepare(image, mask, options, context.cfg)
 
 
 def _error(e: ApiError) -> JSONResponse:
@@ -400,21 +486,23 @@ def app_builder(args: dict[str, Any]) -> serve.Application:
     return build_app(from_dict(ServeConfig, args))
 
 
-def serve_forever(cfg: ServeConfig, host: str, port: int) -> None:
-    """Starts Serve on ``host:port`` with the application and blocks until interrupted.
+def serve_forever(cfg: ServeConfig, host: str, port: int, stop: threading.Event) -> None:
+    """Starts Serve on ``host:port`` with the application and blocks until ``stop`` is set
+    (or :class:`fsg_ray.distributed.session.Stopped` unwinds it); Serve is shut down on the
+    way out, so in-flight requests are drained by its graceful shutdown.
 
     Ray must be initialised (the CLI opens :func:`fsg_ray.distributed.session.ray_session`).
     """
-    serve.start(http_options={"host": host, "port": port})
+    http = {"host": host, "port": port, "request_timeout_s": cfg.request_timeout_s}
+    serve.start(http_options=http)
     try:
         serve.run(build_app(cfg), name=APP_NAME, route_prefix="/")
         log.info(
-            "serving %s at http://%s:%d/ (API docs at /docs); Ctrl-C stops",
+            "serving %s at http://%s:%d/ (API docs at /docs); Ctrl-C or SIGTERM stops",
             cfg.registry,
             host,
             port,
         )
-        while True:
-            time.sleep(3600)
+        stop.wait()
     finally:
         serve.shutdown()

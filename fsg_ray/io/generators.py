@@ -6,6 +6,7 @@ styles, run together by :func:`fsg_ray.core.inference.run_styles`). No Ray impor
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,16 +24,25 @@ class EncoderCache:
     """Loads published generators so that those on the same VGG weights share one E_n.
 
     The VGG weights of a spec are read once; the first generator loaded on a spec lends its
-    E_n module to every later one (the module is frozen and only read). Thread-safe.
+    E_n module to every later one (the module is frozen and only read). At most
+    ``max_encoders`` specs are kept, least recently used dropped first, like the generator LRU
+    of a Serve replica: a registry whose versions name many weight files cannot grow the
+    cache without bound (a dropped E_n lives on only in the generators still holding it).
+    Thread-safe.
 
     Args:
         storage: Reads the registry and the VGG weights.
         device: Where the generators go.
+        max_encoders: Most weight specs (VGG weights and E_n) kept; None keeps every one.
     """
 
-    def __init__(self, storage: Storage, device: torch.device) -> None:
-        self.storage, self.device = storage, device
-        self._weights: dict[str, VGGWeights] = {}
+    def __init__(
+        self, storage: Storage, device: torch.device, max_encoders: int | None = None
+    ) -> None:
+        if max_encoders is not None and max_encoders < 1:
+            raise ValueError(f"max_encoders must be >= 1, got {max_encoders}")
+        self.storage, self.device, self.max_encoders = storage, device, max_encoders
+        self._weights: OrderedDict[str, VGGWeights] = OrderedDict()
         self._encoders: dict[str, VGG19Features] = {}
         self._lock = threading.Lock()
 
@@ -50,6 +60,10 @@ class EncoderCache:
         with self._lock:
             if spec not in self._weights:
                 self._weights[spec] = load_vgg(spec, self.storage)
+            self._weights.move_to_end(spec)
+            while self.max_encoders is not None and len(self._weights) > self.max_encoders:
+                dropped, _ = self._weights.popitem(last=False)
+                self._encoders.pop(dropped, None)
             gen, _ = registry.load(
                 self.storage, registry_uri, style, self.device, found.version, self._weights[spec]
             )
@@ -58,7 +72,7 @@ class EncoderCache:
 
     @property
     def specs(self) -> list[str]:
-        """The VGG weight specs loaded so far."""
+        """The VGG weight specs held, least recently used first."""
         return list(self._weights)
 
 

@@ -7,9 +7,12 @@ One decode path for every entry point (local folders, Ray Data, the CLI):
 2. only the formats in :data:`FORMATS` are tried (no EPS, no exotic plug-ins);
 3. a pixel limit (:data:`MAX_PIXELS`) checked from the header, before any pixel is decoded
    (decompression bombs such as a PNG header claiming 100000 x 100000);
-4. the pixels are decoded in full, so truncated files fail here and not later;
-5. EXIF orientation is applied and any mode (L, P, RGBA, CMYK, I;16, ...) becomes RGB, with
-   transparency composited over white.
+4. the pixels are decoded in full, so truncated files fail here and not later (a JPEG asked
+   for at a smaller ``max_side`` is decoded at a reduced scale: draft mode);
+5. 16/32-bit grey becomes 8-bit in integer arithmetic, the image is shrunk to ``max_side`` if
+   one is given, then EXIF orientation is applied and any mode (L, P, RGBA, CMYK, ...) becomes
+   RGB, with transparency composited over white. Shrinking before converting keeps the memory
+   of a large photo at about one copy of its decoded pixels.
 
 Every failure is an :class:`ImageDecodeError` whose message names the input and the reason.
 """
@@ -59,6 +62,8 @@ def decode_image(
     max_pixels: int = MAX_PIXELS,
     name: str = "<bytes>",
     max_bytes: int = MAX_BYTES,
+    formats: tuple[str, ...] = FORMATS,
+    max_side: int | None = None,
 ) -> Image.Image:
     """Decodes encoded bytes into an RGB PIL image, upright.
 
@@ -67,12 +72,19 @@ def decode_image(
         max_pixels: Largest width x height accepted, read from the header.
         name: How the input is named in error messages (a URI or path).
         max_bytes: Largest ``len(data)`` accepted.
+        formats: The Pillow formats tried (a subset of :data:`FORMATS`).
+        max_side: Shrink (Lanczos, never enlarge) so that the long side is at most this,
+            before the conversion to RGB; None keeps the decoded size.
 
     Raises:
         ImageDecodeError: empty, not an image, or truncated; :class:`ImageTooLarge` over
             ``max_bytes`` or ``max_pixels``.
     """
-    return _decode(data, max_pixels, name, max_bytes)
+    if not data:
+        raise ImageDecodeError(name, "empty file (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(name, f"{len(data)} bytes exceeds the limit of {max_bytes} bytes")
+    return _decode(data, max_pixels, name, formats, max_side)
 
 
 def decode_mask(
@@ -103,38 +115,93 @@ def decode_mask(
     return mask_to_tensor(img)
 
 
-def _decode(data: bytes, max_pixels: int, name: str, max_bytes: int) -> Image.Image:
-    """Checks the limits, decodes every pixel, applies the EXIF orientation, converts to RGB."""
-    if not data:
-        raise ImageDecodeError(name, "empty file (0 bytes)")
-    if len(data) > max_bytes:
-        raise ImageTooLarge(name, f"{len(data)} bytes exceeds the limit of {max_bytes} bytes")
+def image_size(data: bytes, formats: tuple[str, ...] = FORMATS) -> tuple[int, int] | None:
+    """(width, height) from the header of an encoded image (no pixel decoded), or None if it
+    is not one of ``formats``."""
     try:
-        img = Image.open(io.BytesIO(data), formats=FORMATS)
-        w, h = img.size  # read from the header; no pixels decoded yet
+        with Image.open(io.BytesIO(data), formats=formats) as img:
+            return img.size
+    except Exception:  # Pillow plug-ins raise many kinds of errors on hostile input
+        return None
+
+
+def _decode(
+    data: bytes, max_pixels: int, name: str, formats: tuple[str, ...], max_side: int | None
+) -> Image.Image:
+    """Checks the pixel limit, decodes every pixel, shrinks, orients, converts to RGB."""
+    try:
+        opened = Image.open(io.BytesIO(data), formats=formats)
+        w, h = opened.size  # read from the header; no pixels decoded yet
         if w * h > max_pixels:
             raise ImageTooLarge(name, f"{w}x{h} px exceeds the limit of {max_pixels} pixels")
-        img.load()  # decode every pixel now, so a truncated file fails here and not later
+        if max_side is not None and opened.format == "JPEG":
+            # Decodes at 1/2, 1/4 or 1/8 scale, still at least max_side: the full-size
+            # pixels of a large JPEG are never held.
+            opened.draft("RGB", (max_side, max_side))
+        opened.load()  # decode every pixel now, so a truncated file fails here and not later
+        img = _to_8bit(opened)
+        if max_side is not None:
+            img = _shrink(img, max_side)
         return _to_rgb(ImageOps.exif_transpose(img))
     except ImageDecodeError:
         raise
     except Image.UnidentifiedImageError as e:  # its text holds a memory address: not kept
-        raise ImageDecodeError(name, f"not a decodable image (not {', '.join(FORMATS)})") from e
+        raise ImageDecodeError(name, f"not a decodable image (not {', '.join(formats)})") from e
     except Image.DecompressionBombError as e:  # Pillow's own, larger limit, hit inside open()
         raise ImageTooLarge(name, f"exceeds the limit of {max_pixels} pixels ({e})") from e
     except Exception as e:  # Pillow plug-ins raise many kinds of errors on hostile input
         raise ImageDecodeError(name, f"not a decodable image ({e})") from e
 
 
+#: Rows converted at once from 16/32-bit grey: bounds the temporaries to a few MB.
+_ROWS_PER_BLOCK = 256
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16/32-bit grey (I;16*, I) -> L, scaled by its maximum, in integer arithmetic.
+
+    Rounding is ``(v * 255 + m // 2) // m``; the work is done a block of rows at a time in
+    int64, so the only full-size copies are the decoded pixels and the 8-bit result
+    (float64 here once cost 8 bytes a pixel several times over).
+    """
+    if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        return img
+    arr = np.asarray(img)  # (H, W) uint16 or int32
+    peak = max(int(arr.max()), 1)
+    out = np.empty(arr.shape, dtype=np.uint8)
+    for top in range(0, arr.shape[0], _ROWS_PER_BLOCK):
+        block = arr[top : top + _ROWS_PER_BLOCK].astype(np.int64).clip(0, None)
+        out[top : top + _ROWS_PER_BLOCK] = (block * 255 + peak // 2) // peak
+    img8 = Image.fromarray(out, mode="L")
+    img8.info["exif"] = img.getexif().tobytes()  # keeps the orientation for exif_transpose
+    return img8
+
+
+def _shrink(img: Image.Image, max_side: int) -> Image.Image:
+    """The long side to at most ``max_side`` (Lanczos; palette images through RGB(A) first,
+    as Pillow resamples them by nearest neighbour), keeping the EXIF orientation tag."""
+    w, h = img.size
+    if max(w, h) <= max_side:
+        return img
+    exif = img.getexif()
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode not in ("L", "LA", "RGB", "RGBA", "CMYK"):
+        img = img.convert("RGB")
+    scale = max_side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = img.resize(size, Image.Resampling.LANCZOS)
+    small.info["exif"] = exif.tobytes()
+    return small
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Any mode -> RGB; transparency over white, 16/32-bit grey scaled by its maximum."""
+    img = _to_8bit(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray((arr / max(arr.max(), 1) * 255).round().astype(np.uint8))
     return img.convert("RGB")
 
 

@@ -52,7 +52,7 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -263,19 +263,36 @@ def _commit(
     raise Conflict(f"{uri}: lost the index commit {PUBLISH_ATTEMPTS} times; {version} unpublished")
 
 
-def list_styles(storage: Storage, registry_uri: str) -> dict[str, StyleIndex]:
+def list_styles(
+    storage: Storage,
+    registry_uri: str,
+    on_bad_index: Callable[[str, ValueError], None] | None = None,
+) -> dict[str, StyleIndex]:
     """Every published style's index, by style name, from the per-style indexes.
 
     An empty registry, or a folder or prefix that does not exist, gives ``{}``.
 
+    Args:
+        storage: Reads the registry.
+        registry_uri: The registry.
+        on_bad_index: Called with the style and the error of an index that is not a style
+            index, which is then left out (the online API must not lose every style to one
+            bad file); None raises the error.
+
     Raises:
         NotFound: The S3 bucket does not exist.
+        ValueError: An index is not a style index (only when ``on_bad_index`` is None).
     """
     styles = {}
     for uri in storage.list_files(registry_uri, suffixes=[INDEX]):
         parts = relative(uri, registry_uri).split("/")
         if len(parts) == 2 and NAME.fullmatch(parts[0]):
-            styles[parts[0]] = _read_index(storage, uri)
+            try:
+                styles[parts[0]] = _read_index(storage, uri)
+            except ValueError as e:
+                if on_bad_index is None:
+                    raise
+                on_bad_index(parts[0], e)
     return dict(sorted(styles.items()))
 
 

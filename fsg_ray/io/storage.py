@@ -312,6 +312,11 @@ class Storage:
         """Copies a file between any two URIs (local or S3) atomically, streaming; returns dst."""
         return self.write_chunks(dst, self.read_chunks(src))
 
+    def _timeouts(self, connect: str, read: str) -> dict[str, float]:
+        """The options' timeout under a client's two keyword names; none when unset."""
+        t = self.options.timeout_s
+        return {} if t is None else {connect: t, read: t}
+
     @cached_property
     def _s3fs(self) -> pafs.S3FileSystem:
         endpoint = self.options.endpoint_url
@@ -322,6 +327,7 @@ class Storage:
             scheme=scheme,
             # One attempt per call: _retry does the retrying, and logs it.
             retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+            **self._timeouts("connect_timeout", "request_timeout"),
         )
 
     @cached_property
@@ -333,6 +339,7 @@ class Storage:
             # boto3 >= 1.36 adds CRC checksums by default, which many S3-compatible stores reject.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
+            **self._timeouts("connect_timeout", "read_timeout"),
         )
         # A private session: boto3's default session is global and not thread-safe.
         return boto3.session.Session().client(

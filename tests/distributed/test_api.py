@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,14 +124,34 @@ def test_read_limited_stops_pulling_past_the_limit() -> None:
             yield b"x" * 1000
 
     with pytest.raises(api.ApiError) as info:
-        asyncio.run(api.read_limited(chunks(), 2500))
+        asyncio.run(api.read_limited(chunks(), 2500, 10))
     assert info.value.status == 413 and pulled == [0, 1, 2]
 
     async def empty() -> AsyncIterator[bytes]:
         yield b""
 
     with pytest.raises(api.ApiError, match="no body"):
-        asyncio.run(api.read_limited(empty(), 10))
+        asyncio.run(api.read_limited(empty(), 10, 10))
+
+
+def test_a_slow_sender_is_cut_off_at_the_body_deadline() -> None:
+    async def trickle() -> AsyncIterator[bytes]:
+        for _ in range(1000):
+            yield b"x"
+            await asyncio.sleep(0.05)
+
+    err = api_error(lambda: asyncio.run(api.read_limited(trickle(), 10_000, 0.3)))
+    assert (err.status, err.error, err.headers) == (408, "request_timeout", {"Connection": "close"})
+
+
+def test_body_budget_caps_the_bytes_held_at_once() -> None:
+    budget = api.BodyBudget(limit=100, retry_after_s=2)
+    with budget.hold(60):
+        with budget.hold(40):
+            assert budget.held == 100
+        err = api_error(lambda: budget.hold(41).__enter__())
+        assert err.status == 503 and err.headers == {"Retry-After": "2"}
+    assert budget.held == 0
 
 
 def multipart(fields: dict[str, tuple[str, bytes] | str]) -> tuple[dict[str, str], bytes]:
@@ -168,16 +192,23 @@ def test_malformed_multipart_is_400() -> None:
 
 def test_sniff_by_content_not_by_name() -> None:
     rgb = noise(4, 4)
-    for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"):
+    for fmt in ("PNG", "JPEG", "WEBP"):
         assert api.sniff(png(rgb, fmt)) == fmt
     assert api.sniff(b"<html>") is None and api.sniff(b"") is None
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
+def test_only_png_jpeg_and_webp_are_decoded_online(fmt: str) -> None:
+    assert api.sniff(png(noise(4, 4), fmt)) is None
+    err = api_error(api.decode, png(noise(4, 4), fmt), "image", CFG)
+    assert (err.status, err.error) == (415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize(
     "data, status, error",
     [
         (b"", 400, "empty_body"),
-        (b"GIF89a" + b"\x00" * 3, 400, "bad_image"),
+        (b"\xff\xd8\xff" + b"\x00" * 3, 400, "bad_image"),
         (png(noise(32, 32))[:60], 400, "bad_image"),
         (b"%PDF-1.7 not an image", 415, "unsupported_media_type"),
         (png_header(200, 200), 413, "too_large"),  # 40,000 px > CFG.max_pixels
@@ -218,21 +249,28 @@ def test_finish_keeps_pixels_outside_the_mask_exactly() -> None:
 # ---------------------------------------------------------------- API keys
 
 
-def test_api_key_from_config_then_environment() -> None:
-    env = {api.API_KEY_ENV: "from-env"}
-    assert api.resolve_api_key(ServeConfig(registry="/r", api_key="from-cfg"), env) == "from-cfg"
-    assert api.resolve_api_key(ServeConfig(registry="/r"), env) == "from-env"
-    assert api.resolve_api_key(ServeConfig(registry="/r"), {api.API_KEY_ENV: ""}) is None
-    assert "from-cfg" not in repr(ServeConfig(registry="/r", api_key="from-cfg"))
+def test_api_key_comes_from_its_variable_and_the_api_fails_closed() -> None:
+    cfg = ServeConfig(registry="/r")
+    digest = api.key_digest("from-env")
+    assert api.resolve_api_key(cfg, {"FSG_API_KEY": "from-env"}) == digest
+    assert api.resolve_api_key(cfg, {"FSG_API_KEY_SHA256": digest.upper()}) == digest
+    other = ServeConfig(registry="/r", api_key_env="SHOP_KEY")
+    assert api.resolve_api_key(other, {"SHOP_KEY": "k", "FSG_API_KEY": "x"}) == api.key_digest("k")
+    for env in ({}, {"FSG_API_KEY": ""}):
+        with pytest.raises(api.ApiKeyMissing, match="set FSG_API_KEY .* allow_anonymous"):
+            api.resolve_api_key(cfg, env)
+    assert api.resolve_api_key(dataclasses.replace(cfg, allow_anonymous=True), {}) is None
 
 
 def test_api_key_check() -> None:
     api.check_api_key(None, None, None)
-    api.check_api_key("k3y", "Bearer k3y", None)
-    api.check_api_key("k3y", "bearer  k3y", None)
-    api.check_api_key("k3y", None, "k3y")
+    k = api.key_digest("k3y")
+    api.check_api_key(k, "Bearer k3y", None)
+    api.check_api_key(k, "bearer  k3y", None)
+    api.check_api_key(k, None, "k3y")
+    assert api_error(api.check_api_key, k, None, k).status == 401  # the digest is no key
     for auth, header in [(None, None), ("Bearer wrong", None), ("Basic k3y", None), (None, "")]:
-        err = api_error(api.check_api_key, "k3y", auth, header)
+        err = api_error(api.check_api_key, k, auth, header)
         assert err.status == 401 and err.headers == {"WWW-Authenticate": "Bearer"}
         assert "wrong" not in err.reason
 
@@ -245,40 +283,6 @@ def index(current: str) -> registry.StyleIndex:
         "2026-01-01T00:00:00+00:00", "/secret/vgg.pt", {"global": 1.5}, ()
     )
     return registry.StyleIndex("x", current, {current: summary})
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_catalog_rereads_after_the_ttl_and_on_a_rate_limited_miss() -> None:
-    published = {"dots": index("v1")}
-    reads = []
-
-    def read() -> dict[str, registry.StyleIndex]:
-        reads.append(1)
-        return dict(published)
-
-    clock = Clock()
-    catalog = api.StyleCatalog(read, ttl_s=10, miss_every_s=1, clock=clock)
-    assert catalog.current("dots") == "v1" and len(reads) == 1
-    published["dots"] = index("v2")
-    clock.now = 5
-    assert catalog.current("dots") == "v1" and len(reads) == 1  # trusted for 10 s
-    clock.now = 10
-    assert catalog.current("dots") == "v2" and len(reads) == 2
-    for _ in range(20):  # unknown names: one re-read at most every miss_every_s
-        with pytest.raises(api.ApiError) as info:
-            catalog.current("waves")
-    assert len(reads) == 2 and info.value.status == 404
-    assert info.value.reason == "no style 'waves' is published; GET /v1/styles lists them"
-    published["waves"] = index("v1")
-    clock.now = 11
-    assert catalog.current("waves") == "v1" and len(reads) == 3  # found without waiting the ttl
 
 
 def test_styles_json_shows_versions_but_no_storage_paths() -> None:
@@ -310,7 +314,11 @@ def test_styles_json_shows_versions_but_no_storage_paths() -> None:
         ({"registry": "/r", "default_max_side": 2048}, "default_max_side: must be between 8"),
         ({"registry": "/r", "max_replicas": 0}, "max_replicas: must be >= min_replicas"),
         ({"registry": "/r", "cors_origins": ["evil.com"]}, "cors_origins[0]: 'evil.com'"),
-        ({"registry": "/r", "api_key": ""}, "api_key: must not be empty"),
+        ({"registry": "/r", "api_key": "k"}, "api_key: unknown key (did you mean 'api_key_env'?)"),
+        ({"registry": "/r", "api_key_env": "A-B"}, "api_key_env: must be an environment"),
+        ({"registry": "/r", "body_timeout_s": 0}, "body_timeout_s: must be > 0"),
+        ({"registry": "/r", "max_bytes_in_flight": 1}, "max_bytes_in_flight: must be >="),
+        ({"registry": "/r", "max_decodes": 0}, "max_decodes: must be >= 1"),
         ({"registry": "gs://b/r"}, "registry:"),
         ({"registry": "/r", "max_batch_size": 0}, "max_batch_size: must be >= 1"),
     ],
@@ -319,3 +327,47 @@ def test_serve_config_errors_name_the_key(data: dict, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
         from_dict(ServeConfig, data)
     assert fragment in str(info.value)
+
+
+# ---------------------------------------------------------------- memory per request
+
+#: Peak RSS growth allowed for decoding one worst-case request (photo and mask of 25 MP).
+DECODE_BOUND_MB = 250
+
+_MEASURE = """
+import resource, sys
+from fsg_ray.config import ServeConfig
+from fsg_ray.distributed import api
+data = open(sys.argv[1], "rb").read()
+cfg = ServeConfig(registry="/r", max_pixels=25_000_000, max_mask_pixels=25_000_000)
+options = api.parse_options({"max_side": "1024"}, cfg)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+prepared = api.prepare(data, data, options, cfg)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(prepared.image.shape, prepared.mask.shape, grown // 1024)
+"""
+
+
+def test_a_16_bit_5000px_png_and_mask_decode_within_the_memory_bound(tmp_path: Path) -> None:
+    """The 49 KB PNG of issue 16: 5000 x 5000 16-bit grey, within max_pixels, once grew the
+    ingress by ~0.7 GB (float64 conversion, full-size RGB(A) copies, the mask at full size).
+    Measured as the peak RSS growth of a fresh process (Pillow's memory is not seen by
+    tracemalloc)."""
+    pixels = np.full((5000, 5000), 1000, "<u2")
+    pixels[::7, ::5] = 60000
+    buf = io.BytesIO()
+    Image.frombytes("I;16", (5000, 5000), pixels.tobytes()).save(buf, "PNG", optimize=True)
+    path = tmp_path / "bomb16.png"
+    path.write_bytes(buf.getvalue())
+    assert len(buf.getvalue()) < 100_000
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    ).stdout.split()
+    assert out[:5] == ["(1024,", "1024,", "3)", "(1024,", "1024)"]
+    assert int(out[5]) <= DECODE_BOUND_MB, f"decode grew the RSS by {out[5]} MB"

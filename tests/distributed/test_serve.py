@@ -37,6 +37,9 @@ from fsg_ray.io.storage import Storage
 pytestmark = pytest.mark.ray
 
 CPU = torch.device("cpu")
+#: The strict app's key: conftest's ray_local puts it in the job's runtime_env, as `fsg serve`
+#: does with FSG_API_KEY, so that it never appears in the application's arguments.
+KEY_ENV = "FSG_TEST_SERVE_KEY"
 KEY = "test-key-5b8f2c"
 STYLES = ("dots", "stripes")
 
@@ -86,12 +89,13 @@ def server(
         index_ttl_s=0.5,
         replica_cpus=0,
         ingress_cpus=0,
+        body_timeout_s=2.0,
     )
     # Batching: the first request of a batch waits up to 0.3 s for others.
-    open_app = build_app(dataclasses.replace(base, batch_wait_timeout_s=0.3))
+    open_app = build_app(dataclasses.replace(base, batch_wait_timeout_s=0.3, allow_anonymous=True))
     strict = dataclasses.replace(
         base,
-        api_key=KEY,
+        api_key_env=KEY_ENV,
         max_batch_size=1,
         max_ongoing_requests=1,
         max_queued_requests=1,
@@ -375,6 +379,44 @@ def test_api_key_is_required_except_for_health_and_never_logged(server: Server) 
     logs = Path(ray_session_dir()) / "logs"
     leaked = [p for p in logs.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert not leaked
+
+
+def test_serve_reports_no_key_in_the_application_config(server: Server) -> None:
+    """What the dashboard's /api/serve/applications/ shows: args and ray_actor_options."""
+    from ray.serve.context import _get_global_client
+
+    details = json.dumps(_get_global_client().get_serve_details(), default=str)
+    assert '"strict"' in details and KEY_ENV in details and KEY not in details
+
+
+def test_page_and_api_send_security_headers(server: Server) -> None:
+    for path in ("/", "/healthz", "/v1/styles"):
+        r = requests.get(f"{server.url}{path}", timeout=30)
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["content-security-policy"] == "frame-ancestors 'none'"
+
+
+def raw_post(url: str, path: str, length: int, sent: bytes) -> tuple[socket.socket, float]:
+    """Opens a POST declaring ``length`` body bytes and sends only ``sent``."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=60)
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/png\r\n"
+    sock.sendall(f"{head}Content-Length: {length}\r\n\r\n".encode() + sent)
+    return sock, time.monotonic()
+
+
+def test_unknown_style_is_refused_before_the_body_and_slow_senders_are_cut_off(
+    server: Server,
+) -> None:
+    sock, start = raw_post(server.url, "/v1/styles/nope/restyle", 100_000, b"")
+    with sock:
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 404") and time.monotonic() - start < 30
+    sock, start = raw_post(server.url, "/v1/styles/dots/restyle", 100_000, b"\x89PNG")
+    with sock:  # body_timeout_s is 2 s: the ingress answers 408 however slow the sender
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert time.monotonic() - start < 20
 
 
 def ray_session_dir() -> str:

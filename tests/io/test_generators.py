@@ -75,3 +75,25 @@ def test_pad_to_stride_pads_bottom_right_only() -> None:
     assert y.shape == (2, 3, 16, 16)
     assert torch.equal(y[..., :9, :10], x)
     assert pad_to_stride(y) is y
+
+
+def test_encoder_cache_keeps_at_most_max_encoders_specs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A registry whose versions name many VGG weight specs cannot grow the cache unbounded."""
+    from fsg_ray.io.weights import load_vgg
+
+    uri = str(tmp_path_factory.mktemp("specs"))
+    for i, spec in enumerate(("random:0", "random:1", "random:2")):
+        # The tiny generator on random:0, relabelled as trained on another spec (the decoder
+        # does not depend on the encoder's weights, only on its shape).
+        state = tiny_state(load_vgg("random:0"), i)
+        state["vgg_weights"], state["vgg_fingerprint"] = spec, load_vgg(spec).fingerprint
+        state["config"]["model"]["vgg_weights"] = spec
+        registry.publish(Storage(), uri, f"s{i}", state, {})
+    cache = EncoderCache(Storage(), CPU, max_encoders=2)
+    for i in (0, 1, 0, 2):
+        cache.load(uri, f"s{i}")
+    assert cache.specs == ["random:0", "random:2"]  # random:1 least recently used
+    with pytest.raises(ValueError, match="max_encoders"):
+        EncoderCache(Storage(), CPU, max_encoders=0)
