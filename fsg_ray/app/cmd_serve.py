@@ -9,10 +9,11 @@ import sys
 
 from fsg_ray.app.options import Parents
 from fsg_ray.config import ServeConfig, from_dict, options_with_flags
+from fsg_ray.config.runtime import RUNTIMES
 from fsg_ray.io.storage import StorageError
 
 #: The options of ``fsg serve`` that go into its :class:`~fsg_ray.config.ServeConfig`.
-SERVE_KEYS = ("registry", "endpoint_url")
+SERVE_KEYS = ("registry", "endpoint_url", "runtime")
 
 
 def register(
@@ -36,6 +37,13 @@ def register(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument(
+        "--runtime",
+        choices=list(RUNTIMES),
+        default=None,
+        help="run the generators in torch or ONNX Runtime (CPU, replica_cpus threads); "
+        "auto: onnx on a CPU-only machine, torch with CUDA (default: auto)",
+    )
     serve.set_defaults(func=run)
 
 
