@@ -202,7 +202,7 @@ def measure(args: argparse.Namespace, height: int, width: int) -> list[dict[str,
     batch, cut = garments(args.batch, height, width, seed=0)
     calibration, _ = garments(args.calibration, height, width, seed=1000)
     style = (
-        torch.from_numpy(np.asarray(style_texture("stripes", size=args.style_size)))
+        torch.from_numpy(np.array(style_texture("stripes", size=args.style_size)))
         .permute(2, 0, 1)
         .float()
         / 255
