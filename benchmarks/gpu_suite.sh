@@ -4,7 +4,7 @@
 #   gpu-generator-cuda       bench_gpu.py: G at 288² and 1024 px, bf16, eager and
 #                            torch.compile, TFLOP/s against the card's peak, peak memory
 #   generator-vs-gatys-cuda  bench_generator.py: G against Gatys (200 L-BFGS iterations)
-#   catalogue-paper-cuda     bench_catalogue.py: seconds per GAN/global/patch step at paper
+#   catalogue-paper-gpu      bench_catalogue.py: seconds per GAN/global/patch step at paper
 #                            shapes and the projected paper schedule per style
 #   restyle-gpu              bench_restyle.py: bulk restyle, one actor per GPU, 288² and 1024
 #   serve-cuda               bench_serve.py: serving, one replica per GPU
