@@ -19,7 +19,14 @@ import bench_runtime  # noqa: E402
 def test_dry_run_measures_every_variant() -> None:
     results = bench_runtime.main(["--dry-run", "--threads", "1"])
     (rows,) = results.values()
-    assert [r["variant"] for r in rows] == ["torch", "torch-bf16", "onnx", "onnx-int8", "onnx-0.75"]
+    assert [r["variant"] for r in rows] == [
+        "torch",
+        "torch-bf16",
+        "onnx",
+        "onnx-int8",
+        "onnx-int8-float-ends",
+        "onnx-0.75",
+    ]
     ref, onnx = rows[0], rows[2]
     assert (ref["speed_up"], ref["d_structure"], ref["d_gram_pct"]) == (1.0, 0.0, 0.0)
     # ONNX Runtime is within one grey level of torch: the metrics barely move.
