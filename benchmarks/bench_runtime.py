@@ -22,8 +22,11 @@ style distances within 5 %).
     python benchmarks/bench_runtime.py --dry-run                  # tiny shapes, seconds
 
 The generator is the paper's architecture (VGG-19 to relu4_1, decoder 512-256-128-64) with
-random VGG weights and a random, textured decoder (speed does not depend on the values; the
-quality deltas measure how far a variant moves from the reference). The machine may be
+random VGG weights and a random (seeded), textured decoder: speed does not depend on the
+values, and the quality deltas measure how far a variant moves from the reference; but such
+a decoder keeps no structure of the garment, so the structure column says little. For a
+quality check that means something, time a trained, published generator:
+``--registry demo-out/registry --style stripes``. The machine may be
 shared: the load average is printed and recorded; each variant is timed ``--repeats`` times
 and the best is kept.
 """
@@ -53,7 +56,9 @@ from fsg_ray.core import export, metrics
 from fsg_ray.core.algorithm import load_generator
 from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import Generator, VGG19Features, load_vgg
+from fsg_ray.io import registry
 from fsg_ray.io.generators import OnnxGenerator
+from fsg_ray.io.storage import Storage
 from fsg_ray.io.synthetic import garment, style_texture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,6 +75,7 @@ def textured_generator(decoder_channels: tuple[int, ...]) -> Generator:
     cfg = config.TrainConfig(
         model=config.ModelConfig(vgg_weights="random:0", decoder_channels=decoder_channels)
     )
+    torch.manual_seed(0)  # the decoder's initial weights: the same generator on every run
     gen = Generator(vgg.state, cfg.model)
     noise = torch.Generator().manual_seed(0)
     decoder = {}
@@ -221,7 +227,10 @@ def quality(
 
 def measure(args: argparse.Namespace, height: int, width: int) -> list[dict[str, Any]]:
     """One row per variant at height x width: images/s and quality against the reference."""
-    gen = textured_generator(args.decoder_channels)
+    if args.registry:
+        gen, _ = registry.load(Storage(), args.registry, args.style, CPU)
+    else:
+        gen = textured_generator(args.decoder_channels)
     batch, cut = garments(args.batch, height, width, seed=0)
     calibration, _ = garments(args.calibration, height, width, seed=1000)
     style = (
@@ -258,9 +267,10 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, l
     lines = [
         f"### ONNX Runtime vs PyTorch, CPU, {args.threads} threads",
         "",
-        f"`python benchmarks/bench_runtime.py --threads {args.threads} --write-docs` (torch "
+        f"`python benchmarks/bench_runtime.py {' '.join(sys.argv[1:])}` (torch "
         f"{torch.__version__}, onnxruntime {ort.__version__}, {time.strftime('%Y-%m-%d')}; "
-        f"batch {args.batch}, best of {args.repeats}; load average before: {load}).",
+        f"batch {args.batch}, best of {args.repeats}; load average before: {load}; "
+        f"generator: {args.registry + ' ' + args.style if args.registry else 'random, seeded'}).",
         "",
     ]
     for size, rows in results.items():
@@ -286,6 +296,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     p.add_argument("--repeats", type=int, default=3, help="timings per variant (best kept)")
     p.add_argument("--rounds", type=int, default=2, help="batches per timing")
     p.add_argument("--sizes", default="256x192,288x288", help="HxW sizes, comma-separated")
+    p.add_argument("--registry", default=None, help="a registry: time a published generator")
+    p.add_argument("--style", default="stripes", help="its style (with --registry)")
     p.add_argument("--write-docs", action="store_true", help="record in docs/benchmarks.md")
     p.add_argument("--dry-run", action="store_true", help="tiny shapes and decoder, seconds")
     args = p.parse_args(argv)

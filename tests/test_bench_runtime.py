@@ -40,11 +40,13 @@ def test_render_marks_a_variant_that_loses_quality() -> None:
         {**row, "variant": "torch", "d_swd_pct": 0.0, "quality_ok": True},
         {**row, "variant": "fast", "d_swd_pct": 9.0, "quality_ok": False},
     ]
-    args = bench_runtime.argparse.Namespace(threads=2, batch=8, repeats=3)
+    args = bench_runtime.argparse.Namespace(
+        threads=2, batch=8, repeats=3, registry=None, style="stripes"
+    )
     text = bench_runtime.render({"256x192": rows}, args, "0.5, 0.5, 0.5")
     assert "| torch | 2.0 | 1.0× | +0.0 | +0.0% | +0.0% | yes |" in text
     assert "| fast | 2.0 | 1.0× | +0.0 | +0.0% | +9.0% | no |" in text
-    assert "load average before: 0.5, 0.5, 0.5" in text
+    assert "load average before: 0.5, 0.5, 0.5; generator: random, seeded" in text
 
 
 def test_the_script_runs_from_the_command_line() -> None:
@@ -55,3 +57,19 @@ def test_the_script_runs_from_the_command_line() -> None:
         env={"PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0 and "--dry-run" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_published_generator_can_be_timed(tmp_path: Path) -> None:
+    from conftest import tiny_state
+
+    from fsg_ray.io import registry
+    from fsg_ray.io.storage import Storage
+    from fsg_ray.io.weights import load_vgg
+
+    registry.publish(Storage(), str(tmp_path), "dots", tiny_state(load_vgg("random:0"), 0), {})
+    results = bench_runtime.main(
+        ["--dry-run", "--threads", "1", "--registry", str(tmp_path), "--style", "dots"]
+    )
+    (rows,) = results.values()
+    assert rows[2]["variant"] == "onnx" and abs(rows[2]["d_gram_pct"]) < 1
