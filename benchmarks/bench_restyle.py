@@ -69,11 +69,12 @@ def make_inputs(root: Path, size: int, n: int) -> tuple[Path, Path]:
     return root / "heldout", root / "heldout_masks"
 
 
-def bare_loop(reg: str, photos: Path, masks: Path, out: Path, max_side: int) -> float:
+def bare_loop(reg: str, photos: Path, masks: Path, out: Path, max_side: int, runtime: str) -> float:
     """Seconds for the job's work done in one process, batched by size like the actors."""
     storage, device = Storage(), torch.device("cuda" if torch.cuda.is_available() else "cpu")
     versions = {s: registry.resolve(storage, reg, s).version for s in STYLES}
-    bank = StyleBank.load(storage, reg, versions, device)
+    threads = torch.get_num_threads()
+    bank = StyleBank.load(storage, reg, versions, device, runtime, threads)
     files = sorted(photos.iterdir())
     t0 = time.perf_counter()
     for start in range(0, len(files), restyle.BATCH_IMAGES):
@@ -94,7 +95,9 @@ def bare_loop(reg: str, photos: Path, masks: Path, out: Path, max_side: int) -> 
     return time.perf_counter() - t0
 
 
-def job(reg: str, photos: Path, masks: Path, out: Path, max_side: int, actors: int) -> float:
+def job(
+    reg: str, photos: Path, masks: Path, out: Path, max_side: int, actors: int, runtime: str
+) -> float:
     """Seconds for ``restyle.restyle`` (plan, Ray Data job, manifest) on the running Ray."""
     cfg = config.RestyleConfig(
         registry=reg,
@@ -104,6 +107,7 @@ def job(reg: str, photos: Path, masks: Path, out: Path, max_side: int, actors: i
         masks=str(masks),
         max_side=max_side,
         actors=actors,
+        runtime=runtime,
     )
     t0 = time.perf_counter()
     result = restyle.restyle(cfg, Storage())
@@ -113,17 +117,20 @@ def job(reg: str, photos: Path, masks: Path, out: Path, max_side: int, actors: i
     return seconds
 
 
-def measure(size: int, n: int, actors: list[int], repeats: int, work: Path) -> dict[str, Any]:
+def measure(
+    size: int, n: int, actors: list[int], repeats: int, work: Path, runtime: str
+) -> dict[str, Any]:
     """Best-of-``repeats`` seconds of the bare loop and of the job at each pool size."""
     reg = make_registry(work / f"reg{size}", torch.device("cpu"))
     photos, masks = make_inputs(work / f"in{size}", size, n)
     outputs = n * len(STYLES)
     runs: dict[str, list[float]] = {"bare": []}
     for r in range(repeats):  # interleaved, so that both sides see the same background load
-        runs["bare"].append(bare_loop(reg, photos, masks, work / f"bare{size}_{r}", size))
+        bare_out = work / f"bare{size}_{r}"
+        runs["bare"].append(bare_loop(reg, photos, masks, bare_out, size, runtime))
         for k in actors:
             out = work / f"job{size}_{k}_{r}"
-            runs.setdefault(f"job_{k}", []).append(job(reg, photos, masks, out, size, k))
+            runs.setdefault(f"job_{k}", []).append(job(reg, photos, masks, out, size, k, runtime))
     best = {key: min(v) for key, v in runs.items()}
     return {
         "size": size,
@@ -145,9 +152,9 @@ def render(result: dict[str, Any], command: str) -> str:
     lines = [
         f"### Bulk restyle vs a bare loop, {result['device']} ({time.strftime('%Y-%m-%d')})",
         "",
-        f"`{command}` (torch {torch.__version__}; bare loop on {result['threads']} torch "
-        "threads). Two styles, paper generator architecture, random weights, given masks, "
-        "PNG outputs; best of the repeats, outputs per second.",
+        f"`{command}` (torch {torch.__version__}; runtime {result['runtime']}; bare loop on "
+        f"{result['threads']} threads). Two styles, paper generator architecture, random "
+        "weights, given masks, PNG outputs; best of the repeats, outputs per second.",
         "",
         "| size | outputs | bare loop | "
         + " | ".join(f"job, {k} actor(s)" for k in result["actors"])
@@ -171,9 +178,9 @@ def render(result: dict[str, Any], command: str) -> str:
     lines += [
         "",
         f"- **Goal ≥ 0.8x the bare loop: {'met' if best >= 0.8 else 'missed'}** (best {best}x).",
-        "- A CPU actor runs one torch thread (Ray sets OMP_NUM_THREADS to its CPU count, 1), "
-        "so one actor uses one of the cores that the bare loop's two threads use: on CPUs, "
-        "run about one actor per core (`--actors`).",
+        "- A CPU actor runs one thread (its CPUs: Ray sets OMP_NUM_THREADS, and ONNX "
+        "Runtime gets them as intra-op threads), so one actor uses one of the cores that the "
+        "bare loop's two threads use: on CPUs, run about one actor per core (`--actors`).",
         "- Each job run pays a fixed start inside the measured seconds: Ray Data's executor, "
         "the actor processes, and loading VGG and the generators in each actor. A catalogue "
         "of many thousands of photos amortises it; these runs of 48 photos do not.",
@@ -191,6 +198,9 @@ def main() -> None:
     p.add_argument("--images", type=int, default=48, help="inputs per size")
     p.add_argument("--actors", default="1,2", help="actor pool sizes, comma-separated")
     p.add_argument("--repeats", type=int, default=2, help="runs of each (the best counts)")
+    p.add_argument(
+        "--runtime", default="auto", help="auto, torch or onnx, for the job and the bare loop"
+    )
     p.add_argument("--write-docs", action="store_true", help="record in docs/benchmarks.md")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -203,13 +213,15 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-restyle-"))
     try:
         sizes = [
-            measure(int(s), args.images, actors, args.repeats, work) for s in args.sizes.split(",")
+            measure(int(s), args.images, actors, args.repeats, work, args.runtime)
+            for s in args.sizes.split(",")
         ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "device": device_name(),
         "threads": torch.get_num_threads(),
+        "runtime": args.runtime,
         "actors": actors,
         "sizes": sizes,
         "load_before": load_before,

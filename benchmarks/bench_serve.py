@@ -308,7 +308,9 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     print(render(result))
     if args.write_docs:
-        bench_generator.write_docs("serve", render(result))
+        # A GPU run gets its own section: the CPU numbers stay beside it.
+        section = "serve-cuda" if torch.cuda.is_available() else "serve"
+        bench_generator.write_docs(section, render(result))
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ from typing import Any
 
 from fsg_ray.app.options import Parents
 from fsg_ray.config import RestyleConfig, StorageOptions, from_dict, options_with_flags
+from fsg_ray.config.runtime import RUNTIMES
 from fsg_ray.io.storage import Storage, StorageError
 
 #: Options of ``fsg restyle`` passed to :class:`~fsg_ray.config.RestyleConfig` as they are.
-RESTYLE_PLAIN = ("masks", "max_side", "format", "preserve_color", "overwrite", "actors")
+RESTYLE_PLAIN = ("masks", "max_side", "format", "preserve_color", "overwrite", "actors", "runtime")
 #: Every option that a ``--config`` YAML file may set, by key.
 RESTYLE_KEYS = ("registry", "styles", "input", "output", *RESTYLE_PLAIN, "endpoint_url")
 
@@ -46,7 +47,7 @@ def register(
         "--config",
         default=None,
         help="YAML file of these options by name (registry, styles, input, output, masks, "
-        "max_side, format, preserve_color, overwrite, actors, endpoint_url); flags given "
+        "max_side, format, preserve_color, overwrite, actors, runtime, endpoint_url); flags given "
         "here win (example: jobs/configs/restyle_catalogue.yaml)",
     )
     restyle.add_argument("--registry", help="style registry (URI); required")
@@ -91,6 +92,13 @@ def register(
         type=int,
         default=None,
         help="generator actors (one GPU each if any; default: 1)",
+    )
+    restyle.add_argument(
+        "--runtime",
+        choices=list(RUNTIMES),
+        default=None,
+        help="run the generators in torch or ONNX Runtime (CPU, the actor's CPUs as threads); "
+        "auto: onnx on a CPU-only machine, torch with CUDA (default: auto)",
     )
     restyle.set_defaults(func=run)
 

@@ -11,10 +11,11 @@ import sys
 
 from fsg_ray.app.options import Parents
 from fsg_ray.config import ServeConfig, from_dict, options_with_flags
+from fsg_ray.config.runtime import RUNTIMES
 from fsg_ray.io.storage import StorageError
 
 #: The options of ``fsg serve`` that go into its :class:`~fsg_ray.config.ServeConfig`.
-SERVE_KEYS = ("registry", "endpoint_url")
+SERVE_KEYS = ("registry", "endpoint_url", "runtime")
 
 
 def register(
@@ -45,6 +46,13 @@ def register(
         action="store_true",
         help="serve without FSG_API_KEY on a non-loopback --host (anyone who reaches it may "
         "call the API)",
+    )
+    serve.add_argument(
+        "--runtime",
+        choices=list(RUNTIMES),
+        default=None,
+        help="run the generators in torch or ONNX Runtime (CPU, replica_cpus threads); "
+        "auto: onnx on a CPU-only machine, torch with CUDA (default: auto)",
     )
     serve.set_defaults(func=run)
 

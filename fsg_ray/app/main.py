@@ -4,8 +4,8 @@ Each subcommand lives in a module of its own with ``register(subparsers, parents
 parser; ``parents`` are the shared options of :mod:`fsg_ray.app.options`) and ``run(args)``
 (returns the exit status): :mod:`~fsg_ray.app.cmd_demo`, :mod:`~fsg_ray.app.cmd_styles`,
 :mod:`~fsg_ray.app.cmd_train`, :mod:`~fsg_ray.app.cmd_restyle`, :mod:`~fsg_ray.app.cmd_eval`,
-:mod:`~fsg_ray.app.cmd_serve` and :mod:`~fsg_ray.app.data` (``fsg data``). None imports Ray
-until its command runs, so ``fsg --help`` stays fast.
+:mod:`~fsg_ray.app.cmd_serve`, :mod:`~fsg_ray.app.cmd_export` and :mod:`~fsg_ray.app.data`
+(``fsg data``). None imports Ray until its command runs, so ``fsg --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from fsg_ray.app import (
     cmd_demo,
     cmd_eval,
+    cmd_export,
     cmd_restyle,
     cmd_serve,
     cmd_styles,
@@ -28,7 +29,7 @@ from fsg_ray.app import (
 )
 
 #: The subcommands, in the order ``fsg --help`` lists them.
-COMMANDS = (cmd_demo, cmd_styles, cmd_train, cmd_restyle, cmd_eval, cmd_serve, data)
+COMMANDS = (cmd_demo, cmd_styles, cmd_train, cmd_restyle, cmd_eval, cmd_serve, cmd_export, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

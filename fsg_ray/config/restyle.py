@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from fsg_ray.config.errors import ConfigError, check_name, check_uri, require
+from fsg_ray.config.runtime import check_runtime
 from fsg_ray.io.uri import is_below, is_manifest
 
 #: ``masks`` values that name no prefix: estimate the masks, or restyle whole images.
@@ -39,6 +40,8 @@ class RestyleConfig:
         preserve_color: Keep the input's chroma (CbCr), take only the luma from G(x).
         overwrite: Redo outputs that are already done.
         actors: Size of the actor pool (each holds every style's generator).
+        runtime: ``auto``, ``torch`` or ``onnx`` (:mod:`fsg_ray.config.runtime`); ONNX Runtime
+            gets the actor's CPUs as its threads.
     """
 
     KEY_ROOT: ClassVar[str] = "restyle"
@@ -53,6 +56,7 @@ class RestyleConfig:
     preserve_color: bool = False
     overwrite: bool = False
     actors: int = 1
+    runtime: str = "auto"
 
     def __post_init__(self) -> None:
         for key in ("registry", "input", "output"):
@@ -70,6 +74,7 @@ class RestyleConfig:
         )
         require(self.max_side >= 8, "restyle.max_side", "must be >= 8")
         require(self.actors >= 1, "restyle.actors", "must be >= 1")
+        check_runtime("restyle.runtime", self.runtime)
         require(
             is_manifest(self.input) or not is_below(self.output, self.input),
             "restyle.output",

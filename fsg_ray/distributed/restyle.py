@@ -123,6 +123,8 @@ def _dataset(p: Plan, storage: Storage) -> ray.data.Dataset:
             "settings": dataclasses.asdict(p.settings),
             "storage_options": dataclasses.asdict(storage.options),
             "plans": by_path,
+            "runtime": p.config.runtime,
+            "threads": max(1, int(cpus)),
         },
         compute=ray.data.ActorPoolStrategy(size=p.config.actors),
         num_cpus=cpus,
@@ -222,6 +224,8 @@ class Restyler:
         settings: ``asdict`` of :class:`Settings`.
         storage_options: ``asdict`` of :class:`StorageOptions` (the S3 endpoint).
         plans: Each input's plan, by its path as ``read_binary_files`` gives it.
+        runtime: ``auto``, ``torch`` or ``onnx`` (:func:`fsg_ray.io.generators.for_runtime`).
+        threads: The actor's CPUs: ONNX Runtime's intra-op threads.
     """
 
     def __init__(
@@ -231,12 +235,16 @@ class Restyler:
         settings: dict[str, Any],
         storage_options: dict[str, Any],
         plans: dict[str, InputPlan],
+        runtime: str = "torch",
+        threads: int = 1,
     ) -> None:
         self.settings = Settings(**settings)
         self.storage = Storage(StorageOptions(**storage_options))
         self.versions, self.plans = versions, plans
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.bank = StyleBank.load(self.storage, registry_uri, versions, self.device)
+        self.bank = StyleBank.load(
+            self.storage, registry_uri, versions, self.device, runtime, threads
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         rows: list[Row] = []

@@ -60,13 +60,12 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
 from fsg_ray.config import ServeConfig, StorageOptions, from_dict
-from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import Generator
 from fsg_ray.distributed import api
 from fsg_ray.distributed.api import ApiError
 from fsg_ray.distributed.catalog import StyleCatalog
 from fsg_ray.io import registry
-from fsg_ray.io.generators import EncoderCache
+from fsg_ray.io.generators import EncoderCache, OnnxGenerator, for_runtime, run_loaded
 from fsg_ray.io.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -120,11 +119,15 @@ class StyleGenerators:
             storage_for(self.cfg), self.device, max_encoders=self.cfg.encoders_per_replica
         )
 
-        async def load(mid: str) -> Generator:
+        async def load(mid: str) -> Generator | OnnxGenerator:
             style, version = api.parse_model_id(mid)
             gen, _ = await asyncio.to_thread(self.cache.load, self.cfg.registry, style, version)
-            log.info("loaded %s on %s", mid, self.device)
-            return gen
+            threads = max(1, int(self.cfg.replica_cpus))
+            runner = await asyncio.to_thread(
+                for_runtime, gen, self.cfg.runtime, self.device, threads
+            )
+            log.info("loaded %s on %s (%s)", mid, self.device, type(runner).__name__)
+            return runner
 
         # Set here, not as a decorator, so that the LRU size comes from the config.
         self._generator = serve.multiplexed(max_num_models_per_replica=self.cfg.styles_per_replica)(
@@ -162,7 +165,7 @@ class StyleGenerators:
                 gen = await self._generator(mid)
                 batch = np.stack([images[i] for i in picked])  # (B, H, W, 3)
                 wanted = {mid: range(len(picked))}
-                styled = await asyncio.to_thread(run_styles, {mid: gen}, batch, wanted, self.device)
+                styled = await asyncio.to_thread(run_loaded, {mid: gen}, batch, wanted, self.device)
             except Exception as e:  # one style's failure is reported to its requests only
                 results = [e if i in picked else r for i, r in enumerate(results)]
                 continue

@@ -1,6 +1,7 @@
 """Published generators loaded for inference: :class:`EncoderCache` (one VGG encoder E_n per
-weight spec, shared by every style loaded through it) and :class:`StyleBank` (a fixed set of
-styles, run together by :func:`fsg_ray.core.inference.run_styles`). No Ray import.
+weight spec, shared by every style loaded through it), :class:`StyleBank` (a fixed set of
+styles, run together by :func:`fsg_ray.core.inference.run_styles`), and the ONNX Runtime path
+(:class:`OnnxGenerator`, :func:`for_runtime`, :func:`run_loaded`). No Ray import.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fsg_ray.config.runtime import RUNTIMES
+from fsg_ray.core.export import INPUT, export_bytes
 from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import Generator, VGG19Features, VGGWeights
 from fsg_ray.io import registry
@@ -81,28 +84,101 @@ class StyleBank:
     """A fixed set of styles' generators G_s, loaded once, run together.
 
     Attributes:
-        generators: Style -> its generator (eval mode, channels_last).
+        generators: Style -> its generator (eval mode, channels_last) or its
+            :class:`OnnxGenerator`.
         by_encoder: VGG weight spec -> the styles whose generators share its E_n.
     """
 
-    generators: dict[str, Generator]
+    generators: dict[str, Generator | OnnxGenerator]
     by_encoder: dict[str, list[str]]
 
     @classmethod
     def load(
-        cls, storage: Storage, registry_uri: str, versions: Mapping[str, str], device: torch.device
+        cls,
+        storage: Storage,
+        registry_uri: str,
+        versions: Mapping[str, str],
+        device: torch.device,
+        runtime: str = "torch",
+        threads: int = 1,
     ) -> StyleBank:
-        """Loads each style at its version; one VGG load and one E_n per weight spec."""
+        """Loads each style at its version; one VGG load and one E_n per weight spec.
+
+        ``runtime`` and ``threads``: see :func:`for_runtime`.
+        """
         cache = EncoderCache(storage, device)
-        generators: dict[str, Generator] = {}
+        generators: dict[str, Generator | OnnxGenerator] = {}
         by_encoder: dict[str, list[str]] = {}
         for style, version in versions.items():
-            generators[style], found = cache.load(registry_uri, style, version)
+            gen, found = cache.load(registry_uri, style, version)
+            generators[style] = for_runtime(gen, runtime, device, threads)
             by_encoder.setdefault(found.metadata["vgg_weights"], []).append(style)
         return cls(generators, by_encoder)
 
     def run(
         self, batch: np.ndarray, wanted: Mapping[str, Sequence[int]], device: torch.device
     ) -> dict[str, np.ndarray]:
-        """:func:`run_styles` with this bank's generators."""
-        return run_styles(self.generators, batch, wanted, device)
+        """:func:`run_loaded` with this bank's generators."""
+        return run_loaded(self.generators, batch, wanted, device)
+
+
+class OnnxGenerator:
+    """A generator exported to ONNX (:mod:`fsg_ray.core.export`) in an ONNX Runtime session on
+    the CPU: (B, H, W, 3) uint8 in, the same out, equal to :func:`run_styles`' output within
+    one grey level.
+
+    Args:
+        generator: The published generator (only read; exported once, here).
+        threads: ONNX Runtime's intra-op threads: the CPUs of the actor or replica, so that
+            one actor per core does not oversubscribe the machine.
+    """
+
+    def __init__(self, generator: Generator, threads: int) -> None:
+        import onnxruntime as ort  # only where the ONNX runtime is chosen
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1  # the graph is a chain: nothing runs in parallel
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.threads = options.intra_op_num_threads
+        self.session = ort.InferenceSession(
+            export_bytes(generator, "onnx"), options, providers=["CPUExecutionProvider"]
+        )
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """G(x) of (B, H, W, 3) uint8 images: (B, H, W, 3) uint8."""
+        return np.asarray(self.session.run(None, {INPUT: np.ascontiguousarray(batch)})[0])
+
+
+def for_runtime(
+    generator: Generator, runtime: str, device: torch.device, threads: int = 1
+) -> Generator | OnnxGenerator:
+    """The generator for a runtime (:mod:`fsg_ray.config.runtime`): itself for ``torch``, an
+    :class:`OnnxGenerator` with ``threads`` intra-op threads for ``onnx``; ``auto`` is ``onnx``
+    on the CPU and ``torch`` on CUDA.
+
+    Raises:
+        ValueError: An unknown runtime.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    if runtime == "torch" or (runtime == "auto" and device.type != "cpu"):
+        return generator
+    return OnnxGenerator(generator, threads)
+
+
+def run_loaded(
+    generators: Mapping[str, Generator | OnnxGenerator],
+    batch: np.ndarray,
+    wanted: Mapping[str, Sequence[int]],
+    device: torch.device,
+) -> dict[str, np.ndarray]:
+    """:func:`run_styles` over generators from :func:`for_runtime`: the torch ones together
+    (one E_n pass per shared encoder), each ONNX one on its own images."""
+    on_torch = {s: g for s, g in generators.items() if isinstance(g, Generator)}
+    out = run_styles(on_torch, batch, {s: p for s, p in wanted.items() if s in on_torch}, device)
+    for style, picked in wanted.items():
+        gen = generators[style]
+        if picked and isinstance(gen, OnnxGenerator):
+            out[style] = gen(batch[list(picked)])
+    return out

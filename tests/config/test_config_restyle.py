@@ -43,3 +43,24 @@ def test_a_bad_value_in_the_file_names_the_key(tmp_path: Path) -> None:
 
 def test_formats_are_the_encoders() -> None:
     assert tuple(compositing.FORMATS) == config.OUTPUT_FORMATS
+
+
+def test_runtime_comes_from_the_flag_or_the_file_and_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("registry: r\nstyles: a\ninput: i\noutput: o\nruntime: torch\n")
+    args = build_parser().parse_args(["restyle", "--config", str(path)])
+    assert restyle_config(restyle_options(args)).runtime == "torch"
+    args = build_parser().parse_args(["restyle", "--config", str(path), "--runtime", "onnx"])
+    assert restyle_config(restyle_options(args)).runtime == "onnx"
+    path.write_text("registry: r\nstyles: a\ninput: i\noutput: o\nruntime: tvm\n")
+    options = restyle_options(build_parser().parse_args(["restyle", "--config", str(path)]))
+    with pytest.raises(
+        config.ConfigError, match="^restyle.runtime: 'tvm' is not one of auto, torch, onnx"
+    ):
+        restyle_config(options)
+
+
+def test_serve_runtime_is_checked() -> None:
+    assert config.ServeConfig(registry="/r").runtime == "auto"
+    with pytest.raises(config.ConfigError, match="^runtime: 'gpu' is not one of auto"):
+        config.ServeConfig(registry="/r", runtime="gpu")

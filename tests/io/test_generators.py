@@ -12,7 +12,7 @@ from PIL import Image
 from fsg_ray.core.inference import pad_to_stride, run_styles
 from fsg_ray.core.models import VGGWeights
 from fsg_ray.io import registry
-from fsg_ray.io.generators import EncoderCache, StyleBank
+from fsg_ray.io.generators import EncoderCache, OnnxGenerator, StyleBank, for_runtime, run_loaded
 from fsg_ray.io.images import to_image, to_tensor
 from fsg_ray.io.storage import Storage
 
@@ -97,3 +97,36 @@ def test_encoder_cache_keeps_at_most_max_encoders_specs(
     assert cache.specs == ["random:0", "random:2"]  # random:1 least recently used
     with pytest.raises(ValueError, match="max_encoders"):
         EncoderCache(Storage(), CPU, max_encoders=0)
+
+
+def test_for_runtime_picks_torch_or_onnx_runtime(reg: str) -> None:
+    gen, _ = EncoderCache(Storage(), CPU).load(reg, "dots")
+    assert for_runtime(gen, "torch", CPU) is gen
+    assert for_runtime(gen, "auto", torch.device("cuda")) is gen  # CUDA: torch
+    onnx = for_runtime(gen, "auto", CPU, threads=2)
+    assert isinstance(onnx, OnnxGenerator) and onnx.threads == 2
+    assert onnx.session.get_session_options().intra_op_num_threads == 2
+    with pytest.raises(ValueError, match="unknown runtime 'tvm'; choose from auto, torch, onnx"):
+        for_runtime(gen, "tvm", CPU)
+
+
+def test_onnx_bank_matches_the_torch_bank_and_mixes_with_torch(reg: str) -> None:
+    versions = {"dots": "v2", "stripes": "v1"}
+    on_torch = StyleBank.load(Storage(), reg, versions, CPU, "torch")
+    on_onnx = StyleBank.load(Storage(), reg, versions, CPU, "onnx", threads=1)
+    assert all(isinstance(g, OnnxGenerator) for g in on_onnx.generators.values())
+    batch = np.random.default_rng(1).integers(0, 256, (3, 21, 34, 3), dtype=np.uint8)
+    wanted = {"dots": [0, 2], "stripes": [1]}
+    want = on_torch.run(batch, wanted, CPU)
+    got = on_onnx.run(batch, wanted, CPU)
+    mixed = run_loaded(
+        {"dots": on_onnx.generators["dots"], "stripes": on_torch.generators["stripes"]},
+        batch,
+        {**wanted, "stripes": []},
+        CPU,
+    )
+    assert list(mixed) == ["dots"]
+    for style in wanted:
+        assert got[style].shape == want[style].shape
+        assert np.abs(got[style].astype(int) - want[style]).max() <= 1
+    assert np.array_equal(mixed["dots"], got["dots"])

@@ -1,0 +1,58 @@
+"""benchmarks/gpu_suite.sh --dry-run: the GPU suite runs its generator benchmark on tiny CPU
+shapes and checks every other step's flags, so it cannot rot before a GPU is lent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ROOT / "benchmarks" / "gpu_suite.sh"
+
+pytestmark = pytest.mark.slow
+
+
+def run_suite(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        ["bash", str(root / "benchmarks" / "gpu_suite.sh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_dry_run_passes_and_names_every_step() -> None:
+    done = run_suite(ROOT, "--dry-run")
+    assert done.returncode == 0, done.stderr[-3000:]
+    for script in (
+        "bench_gpu",
+        "bench_generator",
+        "bench_catalogue",
+        "bench_restyle",
+        "bench_serve",
+    ):
+        assert f"== {script}.py" in done.stdout
+    assert "| 32² | 2 | no |" in done.stdout  # bench_gpu's table, from a real (tiny) run
+    assert "gpu suite: all steps done (dry run)" in done.stdout
+
+
+def test_dry_run_fails_when_a_benchmark_loses_a_flag(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "benchmarks", tmp_path / "benchmarks")
+    restyle = tmp_path / "benchmarks" / "bench_restyle.py"
+    restyle.write_text(restyle.read_text().replace('"--images"', '"--count"'))
+    done = run_suite(tmp_path, "--dry-run")
+    assert done.returncode == 1
+    assert "bench_restyle.py has no --images" in done.stderr
+    assert "failed: bench_restyle.py" in done.stderr
+
+
+def test_unknown_argument_is_refused() -> None:
+    done = run_suite(ROOT, "--fast")
+    assert done.returncode == 2 and "usage:" in done.stderr
