@@ -40,3 +40,12 @@ def test_the_api_key_secret_is_required_on_every_serve_pod() -> None:
         if isinstance(n, dict) and n.get("name") == "FSG_API_KEY" and "valueFrom" in n
     ]
     assert len(refs) == 2 and all(not r.get("optional", False) for r in refs)
+
+
+def test_the_image_build_context_leaves_out_the_checkout_clutter() -> None:
+    """The Dockerfile copies the build context (``COPY .``): git history, virtual envs and demo
+    outputs must not ship in the image."""
+    ignored = set((K8S.parent / ".dockerignore").read_text().split())
+    assert {".git", ".venv", "demo-out", "eval-out", "*.egg-info"} <= ignored
+    kept = {"fsg_ray", "jobs", "pyproject.toml", "constraints.txt", "README.md"}
+    assert not kept & ignored  # pip install -e . needs these
