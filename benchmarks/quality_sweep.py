@@ -46,6 +46,7 @@ RECAL_BATCHES = 16  # batches of 2 whole images for the "+recal" rows
 _T2 = {"alternations": 2, "global_steps": 200, "patch_steps": 20}  # 480 steps after GAN init
 _RECAL = {"bn_recalibration_batches": 16}
 _SWD = {"patch_swd_weight": 1.0}
+_GENTLE = {"lr_gan": 5e-4, "lr_patch": 2e-4}
 
 #: Variant name -> TrainConfig overrides of the base profile (sections as in YAML).
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -61,6 +62,17 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "full_T2_swd": {"schedule": _T2, "loss": _SWD},
     "full_T2_swd_noadv": {"schedule": _T2, "loss": {**_SWD, "patch_style_weight": 0.0}},
     "full_T2_recal_swd": {"schedule": {**_T2, **_RECAL}, "loss": _SWD},
+    # A gentler GAN initialisation and patch phase: adversarial weight 0.1 (GAN init),
+    # lr_gan 5e-4, lr_patch 2e-4.
+    "full_T2_gentle": {"schedule": {**_T2, **_GENTLE}, "loss": {"adversarial_weight": 0.1}},
+    "full_T2_gentle_swdgan": {
+        "schedule": {**_T2, **_GENTLE},
+        "loss": {"adversarial_weight": 0.1, **_SWD, "gan_swd_weight": 1.0},
+    },
+    "full_T2_gentle_swd": {
+        "schedule": {**_T2, **_GENTLE},
+        "loss": {"adversarial_weight": 0.1, **_SWD},
+    },
 }
 
 

@@ -75,6 +75,9 @@ class LossConfig:
             G(x) and of y_s at ``patch_swd_layers`` (Heitz et al. 2021). 0 in the paper,
             whose patch style is Eq. 5 alone; see docs/paper_map.md, "Deviations".
         patch_swd_layers: VGG taps of that term.
+        gan_swd_weight: weight of the same SWD term in the GAN initialisation's generator
+            step (Algorithm 1 line 2); 0 in the paper. It anchors D_e to the style's patch
+            statistics while varphi_s is still too weak to be a reliable guide.
         swd_projections: random unit directions per layer and step of that term.
     """
 
@@ -92,6 +95,7 @@ class LossConfig:
     patch_style_weight: float = 1.0
     adversarial_weight: float = 1.0
     patch_swd_weight: float = 0.0
+    gan_swd_weight: float = 0.0
     patch_swd_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1")
     swd_projections: int = 64
 
@@ -114,6 +118,7 @@ class LossConfig:
             "patch_style_weight",
             "adversarial_weight",
             "patch_swd_weight",
+            "gan_swd_weight",
         ):
             require(getattr(self, name) >= 0, f"loss.{name}", "must be >= 0")
 
@@ -134,10 +139,15 @@ class LossConfig:
             patch_content_weight=1.0,
         )
 
+    @property
+    def uses_swd(self) -> bool:
+        """Whether any step reads the patch SWD term (so y_s's patch targets are needed)."""
+        return self.patch_swd_weight > 0 or self.gan_swd_weight > 0
+
     def loss_layers(self) -> tuple[str, ...]:
         """Every VGG tap any loss or the discriminator reads."""
         taps = {*self.style_layers, *self.content_layers, self.patch_content_layer, self.disc_layer}
-        if self.patch_swd_weight > 0:
+        if self.uses_swd:
             taps |= set(self.patch_swd_layers)
         return tuple(t for t in VGG_TAPS if t in taps)
 

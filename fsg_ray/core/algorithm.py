@@ -190,14 +190,23 @@ def style_crops(style: Tensor, size: int, n: int, gen: torch.Generator) -> Tenso
 
 
 def gan_step(
-    nets: Nets, opts: Optimisers, x: Tensor, real: Tensor, cfg: TrainConfig
+    nets: Nets,
+    opts: Optimisers,
+    x: Tensor,
+    real: Tensor,
+    cfg: TrainConfig,
+    targets: losses.StyleTargets | None = None,
 ) -> dict[str, float]:
     """One GAN-initialisation step (Algorithm 1 line 2, Eq. 7 with z = E_n(x)).
 
     varphi_s learns to tell neural patches of the style image (real) from those of G(x);
     D_e learns to fool it while keeping x's content (Eq. 4), as in MGAN. E_n stays frozen.
+    With ``loss.gan_swd_weight`` > 0 D_e's loss also has the patch SWD term (not the paper).
     """
     lc, device = cfg.loss, x.device
+    use_swd = lc.gan_swd_weight > 0
+    if use_swd and (targets is None or not targets.patches):
+        raise ValueError("loss.gan_swd_weight > 0 needs the style's patch targets")
     # D step first, as in MGAN: varphi_s on real style patches and on G(x).detach(). G(x) and
     # the VGG features are computed without a graph (no_grad), since no gradient may reach
     # D_e in this half; varphi_s learns only from the current generator's samples.
@@ -217,18 +226,20 @@ def gan_step(
     # (trainer._sync_gradients). G(x) is recomputed with a graph: the D step's had none.
     nets.disc.requires_grad_(False)
     with autocast(device):
-        disc_feat, feat_hat, target, _ = patch_features(nets, nets.gen(x), x, cfg)
+        extra = lc.patch_swd_layers if use_swd else ()
+        disc_feat, feat_hat, target, feats = patch_features(nets, nets.gen(x), x, cfg, extra)
         adv = losses.generator_gan_loss(nets.disc(disc_feat))
         content = losses.patch_content_loss(feat_hat, target, lc.normalize)
         g_loss = lc.adversarial_weight * adv + lc.patch_content_weight * content
+        parts = {"gan_d": float(d_loss.detach()), "gan_g": float(adv.detach())}
+        if use_swd and targets is not None:
+            swd = losses.patch_swd_loss(feats, targets, lc)
+            g_loss = g_loss + lc.gan_swd_weight * swd
+            parts["gan_swd"] = float(swd.detach())
     opts.gan_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opts.gan_g.step()
-    return {
-        "gan_d": float(d_loss.detach()),
-        "gan_g": float(adv.detach()),
-        "patch_content": float(content.detach()),
-    }
+    return {**parts, "patch_content": float(content.detach())}
 
 
 def global_step(
@@ -318,7 +329,7 @@ def patch_features(
 def compute_style_targets(nets: Nets, style: Tensor, cfg: TrainConfig) -> losses.StyleTargets:
     """Style statistics of y_s at phi's style layers (and patch SWD taps), once per run."""
     lc = cfg.loss
-    taps = lc.style_layers + (lc.patch_swd_layers if lc.patch_swd_weight > 0 else ())
+    taps = lc.style_layers + (lc.patch_swd_layers if lc.uses_swd else ())
     with torch.no_grad(), autocast(style.device):
         feats = nets.phi(style, tuple(dict.fromkeys(taps)))
     return losses.style_targets(feats, cfg.loss)
@@ -368,7 +379,7 @@ def _one_step(run: Run, phase: PhaseName, data: Batches) -> dict[str, float]:
         # same crops.
         x = data.patch_batch().to(run.device)
         real = style_crops(run.style, cfg.data.patch_size, x.shape[0], run.crop_rng)
-        return gan_step(nets, opts, x, real, cfg)
+        return gan_step(nets, opts, x, real, cfg, run.targets)
     # Each phase steps its own optimiser (eta^(2) for Eq. 8, eta^(1) for Eq. 9) on the same
     # theta; their Adam moments carry over from one alternation t to the next.
     if phase == "global":

@@ -78,7 +78,7 @@ class StyleTargets:
         grams: layer -> Gram of y_s, (1, C, C).
         means: layer -> channel means of phi_k(y_s), (1, C).
         patches: layer -> y_s's neural patches at each ``patch_swd_layers`` tap, (1, C, H, W);
-            empty unless ``patch_swd_weight`` > 0.
+            empty unless a SWD weight is > 0.
     """
 
     grams: dict[str, Tensor]
@@ -92,7 +92,7 @@ def style_targets(features: dict[str, Tensor], cfg: LossConfig) -> StyleTargets:
     grams = {k: gram(features[k], cfg.gram == "centered").detach() for k in cfg.style_layers}
     means = {k: features[k].float().mean(dim=(2, 3)).detach() for k in cfg.style_layers}
     patches = {}
-    if cfg.patch_swd_weight > 0:
+    if cfg.uses_swd:
         patches = {k: features[k].float().detach() for k in cfg.patch_swd_layers}
     return StyleTargets(grams, means, patches)
 

@@ -231,3 +231,15 @@ def test_train_recalibrates_batchnorm_after_the_last_phase(tiny_cfg, vgg: VGGWei
     assert int(bn.num_batches_tracked) == 5  # mid-run: 2 GAN steps (2 passes each), 1 global
     algorithm.train(run, make_data(cfg))
     assert stopped.phase_index == 3 and int(bn.num_batches_tracked) == 2
+
+
+def test_gan_step_with_swd_adds_the_term_to_the_generator_only(tiny_cfg, vgg: VGGWeights) -> None:
+    cfg = config.override(tiny_cfg, loss={"gan_swd_weight": 2.0, "patch_swd_layers": ["relu1_1"]})
+    run = algorithm.new_run(cfg, vgg, make_style(cfg), torch.device("cpu"))
+    assert set(run.targets.patches) == {"relu1_1"}  # needed although patch_swd_weight is 0
+    x = make_data(cfg).patch_batch()
+    real = algorithm.style_crops(run.style, cfg.data.patch_size, len(x), run.crop_rng)
+    out = algorithm.gan_step(run.nets, run.opts, x, real, cfg, run.targets)
+    assert set(out) == {"gan_d", "gan_g", "gan_swd", "patch_content"} and out["gan_swd"] > 0
+    with pytest.raises(ValueError, match="gan_swd_weight > 0 needs the style's patch targets"):
+        algorithm.gan_step(run.nets, run.opts, x, real, cfg)
