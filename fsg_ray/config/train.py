@@ -70,6 +70,15 @@ class LossConfig:
         patch_content_weight: lambda_1 (patch content).
         patch_style_weight: weight of l_style^(1) (1 in Eq. 1).
         adversarial_weight: weight of the generator's GAN term during GAN initialisation.
+        patch_swd_weight: weight of a non-adversarial patch style term added to L^(1): the
+            sliced Wasserstein distance between the neural patches (feature vectors) of
+            G(x) and of y_s at ``patch_swd_layers`` (Heitz et al. 2021). 0 in the paper,
+            whose patch style is Eq. 5 alone; see docs/paper_map.md, "Deviations".
+        patch_swd_layers: VGG taps of that term.
+        gan_swd_weight: weight of the same SWD term in the GAN initialisation's generator
+            step (Algorithm 1 line 2); 0 in the paper. It anchors D_e to the style's patch
+            statistics while varphi_s is still too weak to be a reliable guide.
+        swd_projections: random unit directions per layer and step of that term.
     """
 
     style_layers: tuple[str, ...] = ("relu2_2",)
@@ -85,9 +94,15 @@ class LossConfig:
     patch_content_weight: float = 1.0
     patch_style_weight: float = 1.0
     adversarial_weight: float = 1.0
+    patch_swd_weight: float = 0.0
+    gan_swd_weight: float = 0.0
+    patch_swd_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1")
+    swd_projections: int = 64
 
     def __post_init__(self) -> None:
         check_layers("loss.style_layers", self.style_layers)
+        check_layers("loss.patch_swd_layers", self.patch_swd_layers)
+        require(self.swd_projections >= 1, "loss.swd_projections", "must be >= 1")
         check_layers("loss.content_layers", self.content_layers)
         check_layers("loss.patch_content_layer", (self.patch_content_layer,))
         check_layers("loss.disc_layer", (self.disc_layer,))
@@ -102,6 +117,8 @@ class LossConfig:
             "patch_content_weight",
             "patch_style_weight",
             "adversarial_weight",
+            "patch_swd_weight",
+            "gan_swd_weight",
         ):
             require(getattr(self, name) >= 0, f"loss.{name}", "must be >= 0")
 
@@ -122,9 +139,16 @@ class LossConfig:
             patch_content_weight=1.0,
         )
 
+    @property
+    def uses_swd(self) -> bool:
+        """Whether any step reads the patch SWD term (so y_s's patch targets are needed)."""
+        return self.patch_swd_weight > 0 or self.gan_swd_weight > 0
+
     def loss_layers(self) -> tuple[str, ...]:
         """Every VGG tap any loss or the discriminator reads."""
         taps = {*self.style_layers, *self.content_layers, self.patch_content_layer, self.disc_layer}
+        if self.uses_swd:
+            taps |= set(self.patch_swd_layers)
         return tuple(t for t in VGG_TAPS if t in taps)
 
 
@@ -228,6 +252,10 @@ class ScheduleConfig:
         lr_patch: eta^(1), learning rate of the patch phase (Eq. 9).
         checkpoint_every: save the resume state every this many steps (0: only at the end).
         sample_every: render held-out samples every this many steps (0: only at the end).
+        bn_recalibration_batches: after the last phase, D_e's BatchNorm running statistics
+            are recomputed (a cumulative average) over this many batches of whole sharp
+            images y_c of X^(2), the kind of input G sees at inference; 0 keeps the
+            statistics of the last phase's batches (the paper). See docs/paper_map.md.
         report_every: report the mean losses of this many steps to Ray Train at a time.
             Each report waits for the Ray Train controller to take the previous one (it
             polls every 2 s; measured: 1.9 s per report when reporting every step), and all
@@ -248,6 +276,7 @@ class ScheduleConfig:
     checkpoint_every: int = 500
     sample_every: int = 500
     report_every: int = 50
+    bn_recalibration_batches: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -264,6 +293,7 @@ class ScheduleConfig:
             "global_only_steps",
             "checkpoint_every",
             "sample_every",
+            "bn_recalibration_batches",
             "seed",
         ):
             require(getattr(self, name) >= 0, f"schedule.{name}", "must be >= 0")

@@ -190,14 +190,23 @@ def style_crops(style: Tensor, size: int, n: int, gen: torch.Generator) -> Tenso
 
 
 def gan_step(
-    nets: Nets, opts: Optimisers, x: Tensor, real: Tensor, cfg: TrainConfig
+    nets: Nets,
+    opts: Optimisers,
+    x: Tensor,
+    real: Tensor,
+    cfg: TrainConfig,
+    targets: losses.StyleTargets | None = None,
 ) -> dict[str, float]:
     """One GAN-initialisation step (Algorithm 1 line 2, Eq. 7 with z = E_n(x)).
 
     varphi_s learns to tell neural patches of the style image (real) from those of G(x);
     D_e learns to fool it while keeping x's content (Eq. 4), as in MGAN. E_n stays frozen.
+    With ``loss.gan_swd_weight`` > 0 D_e's loss also has the patch SWD term (not the paper).
     """
     lc, device = cfg.loss, x.device
+    use_swd = lc.gan_swd_weight > 0
+    if use_swd and (targets is None or not targets.patches):
+        raise ValueError("loss.gan_swd_weight > 0 needs the style's patch targets")
     # D step first, as in MGAN: varphi_s on real style patches and on G(x).detach(). G(x) and
     # the VGG features are computed without a graph (no_grad), since no gradient may reach
     # D_e in this half; varphi_s learns only from the current generator's samples.
@@ -217,18 +226,20 @@ def gan_step(
     # (trainer._sync_gradients). G(x) is recomputed with a graph: the D step's had none.
     nets.disc.requires_grad_(False)
     with autocast(device):
-        disc_feat, feat_hat, target = patch_features(nets, nets.gen(x), x, cfg)
+        extra = lc.patch_swd_layers if use_swd else ()
+        disc_feat, feat_hat, target, feats = patch_features(nets, nets.gen(x), x, cfg, extra)
         adv = losses.generator_gan_loss(nets.disc(disc_feat))
         content = losses.patch_content_loss(feat_hat, target, lc.normalize)
         g_loss = lc.adversarial_weight * adv + lc.patch_content_weight * content
+        parts = {"gan_d": float(d_loss.detach()), "gan_g": float(adv.detach())}
+        if use_swd and targets is not None:
+            swd = losses.patch_swd_loss(feats, targets, lc)
+            g_loss = g_loss + lc.gan_swd_weight * swd
+            parts["gan_swd"] = float(swd.detach())
     opts.gan_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opts.gan_g.step()
-    return {
-        "gan_d": float(d_loss.detach()),
-        "gan_g": float(adv.detach()),
-        "patch_content": float(content.detach()),
-    }
+    return {**parts, "patch_content": float(content.detach())}
 
 
 def global_step(
@@ -266,18 +277,28 @@ def global_step(
 
 
 def patch_step(
-    nets: Nets, opt: torch.optim.Optimizer, x: Tensor, cfg: TrainConfig
+    nets: Nets,
+    opt: torch.optim.Optimizer,
+    x: Tensor,
+    cfg: TrainConfig,
+    targets: losses.StyleTargets | None = None,
 ) -> dict[str, float]:
     """One patch back-propagation step (Algorithm 1 lines 11-12, Eq. 1, 4, 5, Eq. 9).
 
-    y_c = x; varphi_s is frozen (eval mode: its BN statistics do not move either).
+    y_c = x; varphi_s is frozen (eval mode: its BN statistics do not move either). With
+    ``loss.patch_swd_weight`` > 0 the patch SWD style term against ``targets`` is added.
     """
     lc, device = cfg.loss, x.device
+    use_swd = lc.patch_swd_weight > 0
+    if use_swd and (targets is None or not targets.patches):
+        raise ValueError("loss.patch_swd_weight > 0 needs the style's patch targets")
     nets.disc.eval().requires_grad_(False)
     with autocast(device):
-        disc_feat, feat_hat, target = patch_features(nets, nets.gen(x), x, cfg)
+        extra = lc.patch_swd_layers if use_swd else ()
+        disc_feat, feat_hat, target, feats = patch_features(nets, nets.gen(x), x, cfg, extra)
         scores = nets.disc(disc_feat)
-        loss, parts = losses.patch_loss(scores, feat_hat, target, lc)
+        swd = losses.patch_swd_loss(feats, targets, lc) if use_swd and targets else None
+        loss, parts = losses.patch_loss(scores, feat_hat, target, lc, swd)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -285,28 +306,32 @@ def patch_step(
 
 
 def patch_features(
-    nets: Nets, y_hat: Tensor, x: Tensor, cfg: TrainConfig
-) -> tuple[Tensor, Tensor, Tensor]:
-    """What the patch losses read: varphi_s's input tap of y_hat, and varphi_c of y_hat and
-    of y_c = x (Eq. 4; the target without gradient). One VGG pass when content is in colour.
+    nets: Nets, y_hat: Tensor, x: Tensor, cfg: TrainConfig, extra: tuple[str, ...] = ()
+) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+    """What the patch losses read: varphi_s's input tap of y_hat, varphi_c of y_hat and of
+    y_c = x (Eq. 4; the target without gradient), and y_hat's colour features at the
+    ``extra`` taps. One VGG pass over y_hat's colours (two with luminance content).
     """
     lc = cfg.loss
     with torch.no_grad():
         target = nets.phi(losses.content_view(x, lc), (lc.patch_content_layer,))
-    if lc.content_luminance:
-        disc_feat = nets.phi(y_hat, (lc.disc_layer,))[lc.disc_layer]
-        content_hat = nets.phi(losses.luminance(y_hat), (lc.patch_content_layer,))
-    else:
-        feats = nets.phi(y_hat, (lc.disc_layer, lc.patch_content_layer))
-        disc_feat, content_hat = feats[lc.disc_layer], feats
     tap = lc.patch_content_layer
-    return disc_feat, content_hat[tap], target[tap]
+    colour_taps = (lc.disc_layer, *extra)
+    if lc.content_luminance:
+        feats = nets.phi(y_hat, colour_taps)
+        content_hat = nets.phi(losses.luminance(y_hat), (tap,))[tap]
+    else:
+        feats = nets.phi(y_hat, (*colour_taps, tap))
+        content_hat = feats[tap]
+    return feats[lc.disc_layer], content_hat, target[tap], feats
 
 
 def compute_style_targets(nets: Nets, style: Tensor, cfg: TrainConfig) -> losses.StyleTargets:
-    """Style statistics of y_s at phi's style layers, once per run."""
+    """Style statistics of y_s at phi's style layers (and patch SWD taps), once per run."""
+    lc = cfg.loss
+    taps = lc.style_layers + (lc.patch_swd_layers if lc.uses_swd else ())
     with torch.no_grad(), autocast(style.device):
-        feats = nets.phi(style, cfg.loss.style_layers)
+        feats = nets.phi(style, tuple(dict.fromkeys(taps)))
     return losses.style_targets(feats, cfg.loss)
 
 
@@ -354,13 +379,13 @@ def _one_step(run: Run, phase: PhaseName, data: Batches) -> dict[str, float]:
         # same crops.
         x = data.patch_batch().to(run.device)
         real = style_crops(run.style, cfg.data.patch_size, x.shape[0], run.crop_rng)
-        return gan_step(nets, opts, x, real, cfg)
+        return gan_step(nets, opts, x, real, cfg, run.targets)
     # Each phase steps its own optimiser (eta^(2) for Eq. 8, eta^(1) for Eq. 9) on the same
     # theta; their Adam moments carry over from one alternation t to the next.
     if phase == "global":
         x_low, y_c = (t.to(run.device) for t in data.global_batch())
         return global_step(nets, opts.global_, x_low, y_c, run.targets, cfg)
-    return patch_step(nets, opts.patch, data.patch_batch().to(run.device), cfg)
+    return patch_step(nets, opts.patch, data.patch_batch().to(run.device), cfg, run.targets)
 
 
 def train(
@@ -429,10 +454,42 @@ def train(
         # End of a phase: theta carries over as is to the next one (line 14, theta_{t+1} =
         # theta_t); only the position moves on.
         run.progress.phase_index, run.progress.step = index + 1, 0
+    recalibrate_batchnorm(run.nets.gen, data, run.cfg.schedule.bn_recalibration_batches)
     # The final state is always saved, whatever the cadence: it is what gets published.
     if on_checkpoint is not None:
         on_checkpoint(run)
     return run.progress
+
+
+def recalibrate_batchnorm(gen: Generator, data: Batches, batches: int) -> int:
+    """Recomputes D_e's BatchNorm running statistics on ``batches`` batches of whole sharp
+    images y_c (the global batches' targets); returns the number of BN layers reset.
+
+    Why: in eval mode, as restyling and serving run G, BN uses its running statistics, and
+    those follow the last batches D_e trained on: 64 px shop-photo patches after a patch
+    phase, bicubically upsampled street photos after a global one; neither is the sharp
+    whole photo G then sees. Measured on real product photos (docs/experiments.md): most of
+    the structure lost after a patch phase came back. The weights do not change; the
+    statistics become a cumulative average (``momentum=None``) over these batches. No-op
+    for ``batches`` = 0 or a decoder without BN (``decoder_norm: instance``).
+    """
+    layers = [m for m in gen.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if batches <= 0 or not layers:
+        return 0
+    momenta = [m.momentum for m in layers]
+    was_training = gen.decoder.training
+    device = next(gen.decoder.parameters()).device
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all the batches below
+    gen.decoder.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            gen(data.global_batch()[1].to(device))
+    for m, momentum in zip(layers, momenta, strict=True):
+        m.momentum = momentum
+    gen.decoder.train(was_training)
+    return len(layers)
 
 
 def checkpoint_state(run: Run, data: Batches | None = None) -> dict[str, Any]:

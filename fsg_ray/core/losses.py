@@ -6,6 +6,7 @@ Code (paper):
     style_loss                l_style^(2), Eq. 3 (global style, phi_k)
     patch_content_loss        l_content^(1), Eq. 4 (patch content, varphi_c)
     patch_style_loss          l_style^(1), Eq. 5 (hinge on varphi_s's neural-patch scores s_i)
+    sliced_wasserstein_loss   a non-adversarial patch style term (not in the paper; off there)
     global_loss               L^(2) = lambda_2 l_style^(2) + lambda_3 l_content^(2) (Eq. 1)
     patch_loss                L^(1) = l_style^(1) + lambda_1 l_content^(1) (Eq. 1)
     discriminator_gan_loss    -V(D, G) of Eq. 7 for varphi_s (real: style patches)
@@ -18,7 +19,7 @@ feature size as Eq. 2-4 do; ``relative`` divides each by the squared norm of its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -76,17 +77,73 @@ class StyleTargets:
     Attributes:
         grams: layer -> Gram of y_s, (1, C, C).
         means: layer -> channel means of phi_k(y_s), (1, C).
+        patches: layer -> y_s's neural patches at each ``patch_swd_layers`` tap, (1, C, H, W);
+            empty unless a SWD weight is > 0.
     """
 
     grams: dict[str, Tensor]
     means: dict[str, Tensor]
+    patches: dict[str, Tensor] = field(default_factory=dict)
 
 
 def style_targets(features: dict[str, Tensor], cfg: LossConfig) -> StyleTargets:
-    """Gram and mean targets of the style image's features, per style layer."""
+    """Gram and mean targets of the style image's features, per style layer (and the
+    features themselves at the patch SWD taps when that term is on)."""
     grams = {k: gram(features[k], cfg.gram == "centered").detach() for k in cfg.style_layers}
     means = {k: features[k].float().mean(dim=(2, 3)).detach() for k in cfg.style_layers}
-    return StyleTargets(grams, means)
+    patches = {}
+    if cfg.uses_swd:
+        patches = {k: features[k].float().detach() for k in cfg.patch_swd_layers}
+    return StyleTargets(grams, means, patches)
+
+
+def sliced_wasserstein_loss(
+    pred: Tensor, target: Tensor, directions: Tensor, normalize: str = "relative"
+) -> Tensor:
+    """Sliced Wasserstein-2 distance between two sets of neural patches (Heitz et al. 2021).
+
+    Each spatial position of a VGG map is one neural patch, a point in R^C (its receptive
+    field is the patch). Both point sets are projected on the unit ``directions``; per
+    direction the sorted projections are compared at the same quantiles. Unlike a Gram, this
+    matches the whole distribution of the style's patches, and unlike Eq. 5 it needs no
+    learned critic that the generator could exploit.
+
+    Args:
+        pred: features of G(x), (B, C, h, w); every position of the batch is one point.
+        target: features of y_s, (1, C, H, W).
+        directions: (C, P) unit columns.
+        normalize: ``relative`` divides by the mean squared projection of the target, so the
+            value is scale free (0 for identical sets); ``paper`` leaves it unscaled.
+    """
+    c = pred.shape[1]
+    a = pred.float().permute(0, 2, 3, 1).reshape(-1, c) @ directions  # (B*h*w, P)
+    b = target.float().permute(0, 2, 3, 1).reshape(-1, c) @ directions  # (H*W, P)
+    a, b = torch.sort(a, dim=0).values, torch.sort(b, dim=0).values
+    # The target's quantiles at the prediction's count: every predicted patch gets a gradient.
+    idx = torch.linspace(0, b.shape[0] - 1, a.shape[0], device=b.device).round().long()
+    diff = (a - b[idx]).pow(2).mean()
+    if normalize == "relative":
+        return diff / b.pow(2).mean().clamp_min(1e-12)
+    return diff
+
+
+def random_directions(channels: int, count: int, gen: torch.Generator | None = None) -> Tensor:
+    """``count`` random unit vectors of R^channels as columns, (channels, count)."""
+    d = torch.randn(channels, count, generator=gen)
+    return d / d.norm(dim=0, keepdim=True)
+
+
+def patch_swd_loss(features: dict[str, Tensor], targets: StyleTargets, cfg: LossConfig) -> Tensor:
+    """The patch SWD style term: :func:`sliced_wasserstein_loss` summed over
+    ``patch_swd_layers``, with fresh random directions each call (drawn from torch's global
+    generator, which checkpoints save)."""
+    total = torch.zeros((), device=next(iter(features.values())).device)
+    for k in cfg.patch_swd_layers:
+        dirs = random_directions(features[k].shape[1], cfg.swd_projections).to(total.device)
+        total = total + sliced_wasserstein_loss(
+            features[k], targets.patches[k], dirs, cfg.normalize
+        )
+    return total
 
 
 def style_loss(features: dict[str, Tensor], targets: StyleTargets, cfg: LossConfig) -> Tensor:
@@ -157,23 +214,30 @@ def global_loss(
 
 
 def patch_loss(
-    scores: Tensor, feat_hat: Tensor, feat_c: Tensor, cfg: LossConfig
+    scores: Tensor,
+    feat_hat: Tensor,
+    feat_c: Tensor,
+    cfg: LossConfig,
+    swd: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """L^(1) = l_style^(1) + lambda_1 l_content^(1) (Eq. 1, 4, 5).
+    """L^(1) = l_style^(1) + lambda_1 l_content^(1) (Eq. 1, 4, 5), plus
+    ``patch_swd_weight`` times the patch SWD term when it is given.
 
     Args:
         scores: varphi_s logits of y_hat's neural patches, (B, 1, h, w).
         feat_hat: varphi_c features of y_hat.
         feat_c: varphi_c features of y_c = x.
         cfg: weights and normalisation.
+        swd: :func:`patch_swd_loss` of y_hat (None: the term is off).
     """
     l_style = patch_style_loss(scores)
     l_content = patch_content_loss(feat_hat, feat_c, cfg.normalize)
     total = cfg.patch_style_weight * l_style + cfg.patch_content_weight * l_content
-    return total, {
-        "patch_style": float(l_style.detach()),
-        "patch_content": float(l_content.detach()),
-    }
+    parts = {"patch_style": float(l_style.detach()), "patch_content": float(l_content.detach())}
+    if swd is not None:
+        total = total + cfg.patch_swd_weight * swd
+        parts["patch_swd"] = float(swd.detach())
+    return total, parts
 
 
 def discriminator_gan_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:

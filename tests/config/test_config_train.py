@@ -57,6 +57,12 @@ def test_unknown_key_is_named() -> None:
         ({"data": {"global_input_size": 300}}, "data.global_target_size"),
         ({"data": {"patch_size": 300}}, "data.style_size"),
         ({"schedule": {"seed": True}}, "schedule.seed: expected int"),
+        ({"schedule": {"bn_recalibration_batches": -1}}, "schedule.bn_recalibration_batches"),
+        ({"loss": {"patch_swd_weight": -0.5}}, "loss.patch_swd_weight: must be >= 0"),
+        ({"loss": {"patch_swd_layers": ["relu0_1"]}}, "loss.patch_swd_layers: unknown VGG"),
+        ({"loss": {"patch_swd_layers": []}}, "loss.patch_swd_layers: needs at least one"),
+        ({"loss": {"swd_projections": 0}}, "loss.swd_projections: must be >= 1"),
+        ({"loss": {"gan_swd_weight": -1}}, "loss.gan_swd_weight: must be >= 0"),
     ],
 )
 def test_bad_values_fail_naming_the_key(data: dict, message: str) -> None:
@@ -94,3 +100,19 @@ def test_loss_layers_are_in_network_order() -> None:
 
 
 # --- Catalogue -------------------------------------------------------------------------------
+
+
+def test_paper_profile_has_no_patch_swd_and_no_bn_recalibration() -> None:
+    cfg = config.TrainConfig()
+    assert cfg.loss.patch_swd_weight == cfg.loss.gan_swd_weight == 0
+    assert cfg.schedule.bn_recalibration_batches == 0 and not cfg.loss.uses_swd
+
+
+def test_patch_swd_layers_are_loss_layers_only_when_the_term_is_on() -> None:
+    deep = ("relu1_1", "relu5_2")
+    off = config.LossConfig(patch_swd_layers=deep)
+    assert "relu5_2" not in off.loss_layers()
+    on = config.LossConfig(patch_swd_layers=deep, patch_swd_weight=1.0)
+    assert on.loss_layers()[-1] == "relu5_2" and "relu1_1" in on.loss_layers()
+    gan = config.LossConfig(patch_swd_layers=deep, gan_swd_weight=0.5)
+    assert gan.uses_swd and "relu5_2" in gan.loss_layers()

@@ -176,3 +176,70 @@ def test_generator_state_loads_for_inference(run: algorithm.Run, vgg: VGGWeights
         # channels_last changes the summation order, not the function
         assert torch.allclose(gen(x), run.nets.gen(x), atol=1e-5)
     assert not gen.training
+
+
+def test_patch_step_with_swd_trains_the_decoder_on_the_style_patches(
+    tiny_cfg, vgg: VGGWeights
+) -> None:
+    cfg = config.override(
+        tiny_cfg, loss={"patch_swd_weight": 1.0, "patch_swd_layers": ["relu1_1", "relu2_1"]}
+    )
+    run = algorithm.new_run(cfg, vgg, make_style(cfg), torch.device("cpu"))
+    assert set(run.targets.patches) == {"relu1_1", "relu2_1"}
+    out = algorithm.patch_step(
+        run.nets, run.opts.patch, make_data(cfg).patch_batch(), cfg, run.targets
+    )
+    assert out["patch_swd"] > 0
+    assert all(g is not None for g in grads(run.nets.gen.decoder.parameters()))
+    assert all(g is None for g in grads(run.nets.disc.parameters()))
+    with pytest.raises(ValueError, match="patch_swd_weight > 0 needs the style's patch targets"):
+        algorithm.patch_step(run.nets, run.opts.patch, make_data(cfg).patch_batch(), cfg)
+
+
+def test_recalibrate_batchnorm_recomputes_statistics_on_whole_images(
+    run: algorithm.Run, tiny_cfg
+) -> None:
+    gen, data = run.nets.gen, make_data(tiny_cfg)
+    bns = [m for m in gen.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:  # statistics of some other phase
+        m.running_mean.fill_(5.0)
+        m.running_var.fill_(9.0)
+    state = gen.decoder.state_dict()
+    weights = {k: v.clone() for k, v in state.items() if "running" not in k and "tracked" not in k}
+    gen.decoder.eval()
+    assert algorithm.recalibrate_batchnorm(gen, data, 0) == 0
+    assert bns[0].running_mean.eq(5.0).all()
+    assert algorithm.recalibrate_batchnorm(gen, data, 3) == len(bns) > 0
+    # the cumulative average of 3 batches' statistics, the weights untouched, eval mode kept
+    assert all(int(m.num_batches_tracked) == 3 and m.momentum == 0.1 for m in bns)
+    assert not bns[0].running_mean.eq(5.0).any() and not gen.decoder.training
+    state = gen.decoder.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in weights.items())
+    # the first layer's statistics are those of D_e's input on the 3 batches' y_c
+    replay = make_data(tiny_cfg)
+    with torch.no_grad():
+        z = torch.cat([gen.encode(replay.global_batch()[1]) for _ in range(3)])
+        h = gen.decoder.net[0](z)
+    assert torch.allclose(bns[0].running_mean, h.mean(dim=(0, 2, 3)), atol=1e-4)
+
+
+def test_train_recalibrates_batchnorm_after_the_last_phase(tiny_cfg, vgg: VGGWeights) -> None:
+    cfg = config.override(tiny_cfg, schedule={"bn_recalibration_batches": 2})
+    run = algorithm.new_run(cfg, vgg, make_style(cfg), torch.device("cpu"))
+    bn = next(m for m in run.nets.gen.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    stopped = algorithm.train(run, make_data(cfg), max_steps=3)
+    assert int(bn.num_batches_tracked) == 5  # mid-run: 2 GAN steps (2 passes each), 1 global
+    algorithm.train(run, make_data(cfg))
+    assert stopped.phase_index == 3 and int(bn.num_batches_tracked) == 2
+
+
+def test_gan_step_with_swd_adds_the_term_to_the_generator_only(tiny_cfg, vgg: VGGWeights) -> None:
+    cfg = config.override(tiny_cfg, loss={"gan_swd_weight": 2.0, "patch_swd_layers": ["relu1_1"]})
+    run = algorithm.new_run(cfg, vgg, make_style(cfg), torch.device("cpu"))
+    assert set(run.targets.patches) == {"relu1_1"}  # needed although patch_swd_weight is 0
+    x = make_data(cfg).patch_batch()
+    real = algorithm.style_crops(run.style, cfg.data.patch_size, len(x), run.crop_rng)
+    out = algorithm.gan_step(run.nets, run.opts, x, real, cfg, run.targets)
+    assert set(out) == {"gan_d", "gan_g", "gan_swd", "patch_content"} and out["gan_swd"] > 0
+    with pytest.raises(ValueError, match="gan_swd_weight > 0 needs the style's patch targets"):
+        algorithm.gan_step(run.nets, run.opts, x, real, cfg)

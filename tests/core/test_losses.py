@@ -113,3 +113,54 @@ def test_luminance_view_ignores_colour_but_keeps_brightness() -> None:
     cfg = LossConfig(content_luminance=True)
     assert torch.equal(losses.content_view(red, cfg), losses.luminance(red))
     assert torch.equal(losses.content_view(red, LossConfig()), red)
+
+
+def test_sliced_wasserstein_known_value_and_order_invariance() -> None:
+    # 1 channel, direction +1: sorted pred [0, 1], sorted target [1, 3] -> (1 + 4) / 2 = 2.5
+    pred = torch.tensor([1.0, 0.0]).reshape(1, 1, 1, 2)
+    target = torch.tensor([3.0, 1.0]).reshape(1, 1, 2, 1)
+    d = torch.ones(1, 1)
+    assert losses.sliced_wasserstein_loss(pred, target, d, "paper").item() == pytest.approx(2.5)
+    # relative: divided by the target's mean squared projection (1 + 9) / 2 = 5
+    assert losses.sliced_wasserstein_loss(pred, target, d).item() == pytest.approx(0.5)
+    # the same points in any arrangement (and batch split) are at distance 0
+    f = torch.rand(1, 4, 3, 3)
+    points = f.permute(0, 2, 3, 1).reshape(9, 4)[torch.randperm(9)]  # (9, C)
+    shuffled = points.reshape(3, 1, 3, 4).permute(0, 3, 1, 2)  # (B=3, C, 1, 3)
+    dirs = losses.random_directions(4, 16, torch.Generator().manual_seed(0))
+    assert torch.allclose(dirs.norm(dim=0), torch.ones(16))
+    assert losses.sliced_wasserstein_loss(shuffled, f, dirs).item() == pytest.approx(0, abs=1e-7)
+
+
+def test_sliced_wasserstein_matches_quantiles_of_sets_of_other_sizes() -> None:
+    # target 4 points {0, 1, 2, 3}; pred 2 points at the target's end quantiles -> 0
+    target = torch.arange(4.0).reshape(1, 1, 2, 2)
+    pred = torch.tensor([3.0, 0.0]).reshape(1, 1, 1, 2)
+    assert losses.sliced_wasserstein_loss(pred, target, torch.ones(1, 1)).item() == 0
+
+
+def test_patch_swd_loss_gives_every_feature_a_gradient_and_sums_layers() -> None:
+    cfg = LossConfig(patch_swd_weight=1.0, patch_swd_layers=("relu1_1", "relu2_1"))
+    feats = {
+        "relu1_1": torch.rand(2, 3, 4, 4, requires_grad=True),
+        "relu2_1": torch.rand(2, 5, 2, 2),
+    }
+    targets = losses.style_targets({"relu1_1": torch.rand(1, 3, 6, 6),
+                                    "relu2_1": torch.rand(1, 5, 3, 3),
+                                    "relu2_2": torch.rand(1, 5, 3, 3)}, cfg)  # fmt: skip
+    assert set(targets.patches) == {"relu1_1", "relu2_1"}
+    loss = losses.patch_swd_loss(feats, targets, cfg)
+    loss.backward()
+    assert loss.item() > 0 and feats["relu1_1"].grad is not None
+    assert feats["relu1_1"].grad.abs().flatten(1).sum(dim=1).gt(0).all()
+    off = losses.style_targets({"relu2_2": torch.rand(1, 5, 3, 3)}, LossConfig())
+    assert off.patches == {}
+
+
+def test_patch_loss_adds_the_weighted_swd_term() -> None:
+    cfg = LossConfig(patch_swd_weight=0.5)
+    scores, feat = torch.full((1, 1, 2, 2), 2.0), torch.ones(1, 2, 2, 2)
+    base, parts = losses.patch_loss(scores, feat, feat, cfg)
+    assert base.item() == 0 and "patch_swd" not in parts
+    total, parts = losses.patch_loss(scores, feat, feat, cfg, torch.tensor(3.0))
+    assert total.item() == pytest.approx(1.5) and parts["patch_swd"] == pytest.approx(3.0)

@@ -1,0 +1,271 @@
+"""Quality sweep: train named variants of the demo profile in process and score them.
+
+No Ray: each (variant, style) is one in-process run of :func:`fsg_ray.core.algorithm.train`
+on :class:`fsg_ray.io.folders.InMemoryBatches`, at the demo's shapes, on a synthetic dataset
+written once by :func:`fsg_ray.io.synthetic.write_dataset`. Every output is scored on the
+held-out garments with the metrics ``fsg eval`` uses (:mod:`fsg_ray.core.metrics`): style
+distances (pixel-patch SWD, Gram under ``random:1``), structure, silhouette IoU, leakage.
+Runs go one per process (``--jobs`` at once, one torch thread each). Writes under ``--out``::
+
+    data/                         the synthetic dataset (written once)
+    runs/<variant>__<style>.json  the config, the losses' tail, the metric rows and means
+    runs/<variant>__<style>.pt    the raw outputs on the held-out garments
+    results.md                    one table per style: every variant and the input
+    sheet_<style>.png             style | input | each variant inside the garment mask
+
+A finished (variant, style) is skipped on a rerun, so a sweep grows one variant at a time.
+Experiments and their readings are recorded in docs/experiments.md.
+
+    PYTHONPATH=. python benchmarks/quality_sweep.py --variants full_T0,full_recal \\
+        --styles stripes,leopard,porcelain --jobs 2 --out sweep-out
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fsg_ray import config
+from fsg_ray.core import algorithm, metrics
+from fsg_ray.core.models import VGG19Features, load_vgg
+from fsg_ray.io import images, synthetic, visualize
+from fsg_ray.io.folders import InMemoryBatches, list_images, load_folder, shop_patches
+
+log = logging.getLogger("quality_sweep")
+IMAGE_SIZE = 160  # the demo's garment photos (app.demo.DEMO_IMAGE_SIZE)
+EVAL_VGG = "random:1"  # the evaluation VGG of generators trained on random:0 (docs/metrics.md)
+RECAL_BATCHES = 16  # batches of 2 whole images for the "+recal" rows
+_T2 = {"alternations": 2, "global_steps": 200, "patch_steps": 20}  # 480 steps after GAN init
+_RECAL = {"bn_recalibration_batches": 16}
+_SWD = {"patch_swd_weight": 1.0}
+_GENTLE = {"lr_gan": 5e-4, "lr_patch": 2e-4}
+
+#: Variant name -> TrainConfig overrides of the base profile (sections as in YAML).
+VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    # The demo before issue 15: GAN init + global steps, tau(1) = 0.
+    "full_T0": {"schedule": {"patch_steps": 0}},
+    "global_only": {"schedule": {"mode": "global_only"}},
+    "patch_only": {"schedule": {"mode": "patch_only", "patch_steps": 440}},
+    "patch_only_swd": {"schedule": {"mode": "patch_only", "patch_steps": 440}, "loss": _SWD},
+    # The whole Algorithm 1 (T = 2, tau(2) = 200, tau(1) = 20).
+    "full_T2": {"schedule": _T2},
+    "full_T2_lrp": {"schedule": {**_T2, "lr_patch": 2e-4}},
+    "full_T2_instance": {"schedule": _T2, "model": {"decoder_norm": "instance"}},
+    "full_T2_swd": {"schedule": _T2, "loss": _SWD},
+    "full_T2_swd_noadv": {"schedule": _T2, "loss": {**_SWD, "patch_style_weight": 0.0}},
+    "full_T2_recal_swd": {"schedule": {**_T2, **_RECAL}, "loss": _SWD},
+    # A gentler GAN initialisation and patch phase: adversarial weight 0.1 (GAN init),
+    # lr_gan 5e-4, lr_patch 2e-4.
+    "full_T2_gentle": {"schedule": {**_T2, **_GENTLE}, "loss": {"adversarial_weight": 0.1}},
+    "full_T2_gentle_swdgan": {
+        "schedule": {**_T2, **_GENTLE},
+        "loss": {"adversarial_weight": 0.1, **_SWD, "gan_swd_weight": 1.0},
+    },
+    "full_T2_gentle_swd": {
+        "schedule": {**_T2, **_GENTLE},
+        "loss": {"adversarial_weight": 0.1, **_SWD},
+    },
+}
+
+
+def base_config() -> config.TrainConfig:
+    """The demo's profile (:func:`fsg_ray.app.demo.demo_config`) before issue 15's changes,
+    restated here so the sweep does not import the Ray-backed app: random VGG, 24 -> 96 px
+    global steps, 64 px patches, 96 px style, batch 2, 80 GAN steps + 440 global steps."""
+    import dataclasses
+
+    loss = dataclasses.replace(
+        config.LossConfig.random_vgg(), content_weight=2.0, adversarial_weight=0.5
+    )
+    data = config.DataConfig(24, 96, 64, 16, 96, patch_mask_fraction=0.5)
+    schedule = config.ScheduleConfig(
+        batch_size=2,
+        gan_init_steps=80,
+        global_steps=440,
+        patch_steps=0,
+        global_only_steps=520,
+        lr_gan=2e-3,
+        lr_global=2e-3,
+        lr_patch=2e-3,
+        checkpoint_every=0,
+        sample_every=0,
+    )
+    return config.TrainConfig(config.ModelConfig(vgg_weights="random:0"), loss, data, schedule)
+
+
+def variant_config(name: str, scale: float) -> config.TrainConfig:
+    """The base profile with the variant's overrides; every step count times ``scale``."""
+    cfg = config.override(base_config(), **VARIANTS[name])
+    s = cfg.schedule
+    steps = ("gan_init_steps", "global_steps", "patch_steps", "global_only_steps")
+    return config.override(cfg, schedule={k: round(getattr(s, k) * scale) for k in steps})
+
+
+def write_data(root: Path, styles: list[str]) -> None:
+    """The demo's synthetic dataset, with 8 held-out garments (two of each kind)."""
+    if (root / "styles").exists():
+        return
+    synthetic.write_dataset(
+        root, n_full=48, n_shop=12, n_heldout=8, full_size=IMAGE_SIZE, shop_size=IMAGE_SIZE,
+        style_size=96, styles=synthetic.STYLE_NAMES,
+    )  # fmt: skip
+
+
+def heldout(root: Path) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Held-out garments (3, H, W) and their bool masks."""
+    garments = load_folder(root / "heldout", IMAGE_SIZE)
+    masks = [
+        images.mask_to_tensor(images.load_image(p)) > 0.5
+        for p in list_images(root / "heldout_masks")
+    ]
+    return garments, masks
+
+
+def score(out: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, style: torch.Tensor,
+          phi: VGG19Features) -> dict[str, float]:  # fmt: skip
+    """The metrics of ``fsg eval`` (app.evaluate.score) for one output."""
+    return {
+        "style_swd": metrics.sliced_wasserstein(out, style, mask),
+        "style_gram": metrics.gram_style_distance(out, style, phi, mask),
+        "structure": metrics.structure_similarity(x, out, mask),
+        "silhouette_iou": metrics.silhouette_iou(mask, metrics.estimate_mask(out)),
+        "leakage": metrics.background_leakage(x, out, mask),
+    }
+
+
+def _style(root: Path, name: str) -> torch.Tensor:
+    return images.to_tensor(images.load_image(root / "styles" / f"{name}.png"))
+
+
+def train_one(variant: str, style_name: str, root: Path, out: Path, scale: float) -> str:
+    """Trains one (variant, style) and writes its outputs and metric rows; returns its key."""
+    torch.set_num_threads(1)
+    key = f"{variant}__{style_name}"
+    cfg = variant_config(variant, scale)
+    vgg = load_vgg(cfg.model.vgg_weights)
+    style = _style(root, style_name)
+    run = algorithm.new_run(cfg, vgg, style[None], torch.device("cpu"))
+    full = load_folder(root / "full", IMAGE_SIZE)
+    patches = shop_patches(root / "shop", root / "shop_masks", cfg.data)
+    data = InMemoryBatches(full, patches, cfg.data, cfg.schedule.batch_size, cfg.schedule.seed)
+    t0 = time.perf_counter()
+    algorithm.train(run, data)
+    train_s = time.perf_counter() - t0
+    tail = run.progress.history[-20:]
+    losses = {k: sum(h[k] for h in tail if k in h) / max(1, sum(k in h for h in tail))
+              for k in {k for h in tail for k in h} - {"phase"}}  # fmt: skip
+    _evaluate(run, root, out, key, variant, style, scale, train_s, losses)
+    # The same weights again with BN statistics recalibrated on whole sharp images, unless
+    # the variant did so itself: one training run answers "does recalibration help?".
+    if cfg.schedule.bn_recalibration_batches == 0:
+        n = algorithm.recalibrate_batchnorm(run.nets.gen, data, RECAL_BATCHES)
+        if n:
+            _evaluate(run, root, out, f"{key}+recal", variant, style, scale, train_s, losses)
+    return key
+
+
+def _evaluate(
+    run: algorithm.Run, root: Path, out: Path, key: str, variant: str, style: torch.Tensor,
+    scale: float, train_s: float, losses: dict[str, float],
+) -> None:  # fmt: skip
+    """Scores the run's generator (eval mode) on the held-out garments; writes its record."""
+    style_name = key.split("__")[1].split("+")[0]
+    garments, masks = heldout(root)
+    gen = run.nets.gen.eval()
+    with torch.inference_mode():
+        outs = [gen(x[None])[0].float().clamp(0, 1) for x in garments]
+    phi = VGG19Features(load_vgg(EVAL_VGG).state, metrics.STYLE_LAYERS[-1])
+    rows = [score(o, x, m, style, phi) for o, x, m in zip(outs, garments, masks, strict=True)]
+    record = {
+        "variant": variant, "style": style_name, "scale": scale, "train_s": round(train_s, 1),
+        "overrides": VARIANTS[variant], "config": config.to_dict(run.cfg), "rows": rows,
+        "mean": {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]},
+        "last_losses": losses,
+    }  # fmt: skip
+    torch.save(torch.stack(outs), out / "runs" / f"{key}.pt")
+    (out / "runs" / f"{key}.json").write_text(json.dumps(record, indent=1))
+
+
+def input_row(root: Path, style_name: str) -> dict[str, float]:
+    """The untouched garments' scores: the scale of "doing nothing"."""
+    garments, masks = heldout(root)
+    phi = VGG19Features(load_vgg(EVAL_VGG).state, metrics.STYLE_LAYERS[-1])
+    style = _style(root, style_name)
+    rows = [score(x, x, m, style, phi) for x, m in zip(garments, masks, strict=True)]
+    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+
+
+def report(root: Path, out: Path, variants: list[str], styles: list[str]) -> str:
+    """results.md and one sheet per style from every finished run of the sweep."""
+    garments, masks = heldout(root)
+    lines = []
+    for s in styles:
+        lines += [f"### {s}", "", "| variant | style SWD ↓ (ratio to input) | style Gram ↓ | "
+                  "structure ↑ | silhouette IoU ↑ | leakage ↓ | train s |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        ref = input_row(root, s)
+        lines.append(
+            f"| input | {ref['style_swd']:.3f} (1.00) | {ref['style_gram']:.3f} | "
+            f"{ref['structure']:.3f} | {ref['silhouette_iou']:.3f} | 0 | - |"
+        )
+        columns = {f"style\n{s}": [images.to_image(_style(root, s))],
+                   "input": [images.to_image(x) for x in garments]}  # fmt: skip
+        for name, suffix in [(v, sfx) for v in variants for sfx in ("", "+recal")]:
+            v = name + suffix
+            path = out / "runs" / f"{name}__{s}{suffix}.json"
+            if not path.exists():
+                continue
+            rec = json.loads(path.read_text())
+            m = rec["mean"]
+            lines.append(
+                f"| {v} | {m['style_swd']:.3f} ({m['style_swd'] / ref['style_swd']:.2f}) | "
+                f"{m['style_gram']:.3f} | {m['structure']:.3f} | {m['silhouette_iou']:.3f} | "
+                f"{m['leakage']:.3f} | {rec['train_s']:.0f} |"
+            )
+            outs = torch.load(path.with_suffix(".pt"))
+            columns[v] = [
+                images.to_image(torch.where(mk, o, x))
+                for o, x, mk in zip(outs, garments, masks, strict=True)
+            ]
+        lines.append("")
+        visualize.save_png(visualize.grid(columns, cell=112), out / f"sheet_{s}.png")
+    text = "\n".join(lines)
+    (out / "results.md").write_text(text)
+    return text
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--variants", default="full_T0,full_T2_recal_swd")
+    p.add_argument("--styles", default="stripes,leopard,porcelain")
+    p.add_argument("--out", type=Path, default=Path("sweep-out"))
+    p.add_argument("--jobs", type=int, default=2, help="runs at once, one torch thread each")
+    p.add_argument("--scale", type=float, default=1.0, help="multiplies every step count")
+    a = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    variants, styles = a.variants.split(","), a.styles.split(",")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        p.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
+    root = a.out / "data"
+    write_data(root, styles)
+    (a.out / "runs").mkdir(parents=True, exist_ok=True)
+    todo = [(v, s) for v in variants for s in styles
+            if not (a.out / "runs" / f"{v}__{s}.json").exists()]  # fmt: skip
+    with ProcessPoolExecutor(a.jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(train_one, v, s, root, a.out, a.scale) for v, s in todo]
+        for f in futures:
+            log.info("done %s", f.result())
+    print(report(root, a.out, variants, styles))
+
+
+if __name__ == "__main__":
+    main()
