@@ -19,7 +19,7 @@ import torch
 from fsg_ray.core import export
 from fsg_ray.core.models import ENCODER_STRIDE, IMAGENET_MEAN, IMAGENET_STD
 from fsg_ray.io import registry
-from fsg_ray.io.storage import Storage, StorageError
+from fsg_ray.io.storage import Storage
 
 #: Suffixes of the model card files, written beside the model.
 CARD_JSON, CARD_MD = ".card.json", ".card.md"
@@ -85,21 +85,10 @@ def export_style(
     data = export.export_bytes(generator, fmt)
     card = model_card(found, fmt, registry_uri)
     json_uri, md_uri = card_uris(out, fmt)
-    model_uri = _write(storage, out, data)
-    _write(storage, json_uri, (json.dumps(card, indent=2) + "\n").encode())
-    _write(storage, md_uri, card_markdown(card).encode())
+    model_uri = storage.write_bytes(out, data)
+    storage.write_bytes(json_uri, (json.dumps(card, indent=2) + "\n").encode())
+    storage.write_bytes(md_uri, card_markdown(card).encode())
     return Exported(model_uri, json_uri, md_uri, card)
-
-
-def _write(storage: Storage, uri: str, data: bytes) -> str:
-    """:meth:`Storage.write_bytes`, with a local OS error (a file where a folder should be, no
-    permission) raised as a :class:`StorageError` naming the target."""
-    try:
-        return storage.write_bytes(uri, data)
-    except StorageError:
-        raise
-    except OSError as e:
-        raise StorageError(f"cannot write {uri}: {e}") from e
 
 
 def model_card(found: registry.PublishedVersion, fmt: str, registry_uri: str) -> dict[str, Any]:

@@ -259,7 +259,7 @@ class Storage:
         """
         loc, text = parse_uri(uri), os.fspath(uri)
         if loc.bucket is None:
-            with _local_errors(text):
+            with _local_errors(text, "write"):
                 localfiles.write(Path(loc.path), chunks)
         else:
             self._write_s3(loc.bucket, loc.path, text, chunks)
@@ -277,7 +277,7 @@ class Storage:
         if loc.bucket is not None:
             self._write_s3(loc.bucket, loc.path, text, (data,), {"IfNoneMatch": "*"})
             return text
-        with _local_errors(text):
+        with _local_errors(text, "write"):
             try:
                 localfiles.write_if_absent(Path(loc.path), data)
             except localfiles.Exists as e:
@@ -567,9 +567,10 @@ def multipart_etag(part_etags: Iterable[str]) -> str:
 
 
 @contextlib.contextmanager
-def _local_errors(uri: str) -> Iterator[None]:
+def _local_errors(uri: str, action: str = "") -> Iterator[None]:
     """Raises a local ``OSError`` as :class:`StorageError` (:class:`NotFound` for a missing
-    file) naming the URI, so callers catch one error type for every backend."""
+    file) naming the URI and, where given, the action ("cannot write …": the OS's own words
+    for a file where a folder should be, "File exists", say nothing of a write)."""
     try:
         yield
     except (StorageError, localfiles.Exists, localfiles.TagMismatch):
@@ -577,7 +578,8 @@ def _local_errors(uri: str) -> Iterator[None]:
     except FileNotFoundError as e:
         raise NotFound(f"{uri}: no such file") from e
     except OSError as e:
-        raise StorageError(f"{uri}: {e.strerror or e}") from e
+        what = f"cannot {action} {uri}" if action else uri
+        raise StorageError(f"{what}: {e.strerror or e}") from e
 
 
 def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
