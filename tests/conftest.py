@@ -77,6 +77,19 @@ def tiny_state(vgg: VGGWeights, seed: int) -> dict[str, Any]:
     return {**state, "decoder": decoder}
 
 
+def tiny_registry(
+    uri: str, vgg: VGGWeights, styles: tuple[str, ...], meta: dict[str, Any] | None = None
+) -> str:
+    """Publishes ``tiny_state(vgg, i)`` as the i-th of ``styles`` (a style named twice gets two
+    versions) to a registry at ``uri``, straight from the state (no Ray Train); returns ``uri``."""
+    from fsg_ray.io import registry
+    from fsg_ray.io.storage import Storage
+
+    for seed, style in enumerate(styles):
+        registry.publish(Storage(), uri, style, tiny_state(vgg, seed), dict(meta or {}))
+    return uri
+
+
 @pytest.fixture
 def tiny_cfg() -> config.TrainConfig:
     return tiny_config()

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import tiny_state
+from conftest import tiny_registry, tiny_state
 from imagefiles import png_header
 from PIL import Image
 
@@ -39,10 +39,9 @@ INPUTS = ("000000", "000001", "000002", "000003", "sub/000004")
 @pytest.fixture(scope="module")
 def reg(vgg: VGGWeights, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A registry with two styles published straight from tiny generators (no Ray Train)."""
-    uri = str(tmp_path_factory.mktemp("registry"))
-    for seed, style in enumerate(STYLES):
-        registry.publish(Storage(), uri, style, tiny_state(vgg, seed), {"final_losses": {}})
-    return uri
+    return tiny_registry(
+        str(tmp_path_factory.mktemp("registry")), vgg, STYLES, {"final_losses": {}}
+    )
 
 
 @pytest.fixture(scope="module")

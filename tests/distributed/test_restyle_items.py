@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import tiny_state
+from conftest import tiny_registry
 
 from fsg_ray.app.main import main
 from fsg_ray.config import RestyleConfig
@@ -34,7 +34,7 @@ from fsg_ray.distributed.restyle_plan import (
     read_history,
     settings_for,
 )
-from fsg_ray.io import registry, synthetic
+from fsg_ray.io import synthetic
 from fsg_ray.io.storage import Storage, StorageError
 from fsg_ray.io.uri import join
 
@@ -43,10 +43,9 @@ STYLES = ("dots", "stripes")
 
 @pytest.fixture(scope="module")
 def reg(vgg: VGGWeights, tmp_path_factory: pytest.TempPathFactory) -> str:
-    uri = str(tmp_path_factory.mktemp("registry"))
-    for seed, style in enumerate(STYLES):
-        registry.publish(Storage(), uri, style, tiny_state(vgg, seed), {"final_losses": {}})
-    return uri
+    return tiny_registry(
+        str(tmp_path_factory.mktemp("registry")), vgg, STYLES, {"final_losses": {}}
+    )
 
 
 def garment_bytes(seed: int, size: int = 48) -> bytes:

@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import tiny_state
+from conftest import tiny_registry
 
 from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import VGGWeights
@@ -24,10 +24,9 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def reg(vgg: VGGWeights, tmp_path_factory: pytest.TempPathFactory) -> str:
     """``dots`` with two versions."""
-    uri = str(tmp_path_factory.mktemp("registry"))
-    for seed in (0, 1):
-        registry.publish(Storage(), uri, "dots", tiny_state(vgg, seed), {"note": "x"})
-    return uri
+    return tiny_registry(
+        str(tmp_path_factory.mktemp("registry")), vgg, ("dots", "dots"), {"note": "x"}
+    )
 
 
 def test_export_writes_the_model_and_its_card(reg: str, vgg: VGGWeights, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_state
+from conftest import tiny_registry, tiny_state
 from PIL import Image
 
 from fsg_ray.core.inference import pad_to_stride, run_styles
@@ -22,10 +22,7 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def reg(vgg: VGGWeights, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Two styles on random:0 weights, dots with two versions."""
-    uri = str(tmp_path_factory.mktemp("registry"))
-    for seed, style in enumerate(("dots", "stripes", "dots")):
-        registry.publish(Storage(), uri, style, tiny_state(vgg, seed), {})
-    return uri
+    return tiny_registry(str(tmp_path_factory.mktemp("registry")), vgg, ("dots", "stripes", "dots"))
 
 
 def test_encoder_cache_shares_one_encoder_module_between_styles(reg: str) -> None:
