@@ -62,6 +62,7 @@ from fsg_ray.io.storage_errors import (  # noqa: F401 - StorageError etc. are im
     ObjectChanged,
     StorageError,
     is_transient,
+    local_errors,
     permanent,
 )
 
@@ -114,7 +115,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
     For URIs (``s3://``, ``file://``) use :meth:`Storage.write_bytes`.
     """
-    with _local_errors(os.fspath(path)):
+    with local_errors(os.fspath(path)):
         return localfiles.write(Path(path), (data,))
 
 
@@ -162,7 +163,7 @@ class Storage:
         if loc.bucket:
             found = self._list_s3(loc.bucket, text)
         else:
-            with _local_errors(text):
+            with local_errors(text):
                 found = localfiles.list_info(loc.path)
         ends = tuple(s.lower() for s in suffixes) if suffixes is not None else None
         infos = (FileInfo(join(prefix, n), size, mtime) for n, size, mtime in found)
@@ -178,7 +179,7 @@ class Storage:
         """
         loc, text = parse_uri(uri), os.fspath(uri)
         if loc.bucket is None:
-            with _local_errors(text):
+            with local_errors(text):
                 st = os.stat(loc.path)
             return FileInfo(text, st.st_size, st.st_mtime_ns)
         fs, path = self.filesystem(uri)
@@ -192,7 +193,7 @@ class Storage:
         """Deletes a file; a file that is already gone is no error."""
         loc, text = parse_uri(uri), os.fspath(uri)
         if loc.bucket is None:
-            with _local_errors(text), contextlib.suppress(FileNotFoundError):
+            with local_errors(text), contextlib.suppress(FileNotFoundError):
                 os.unlink(loc.path)
             return
         self._retry(text, lambda: self._s3.delete_object(Bucket=loc.bucket, Key=loc.path))
@@ -227,7 +228,7 @@ class Storage:
         """
         loc, text = parse_uri(uri), os.fspath(uri)
         if loc.bucket is None:
-            with _local_errors(text):
+            with local_errors(text):
                 file = open(loc.path, "rb")  # noqa: SIM115 - closed by _chunks
             return _chunks(text, file, lambda: file.read(CHUNK_BYTES))
         return self._s3_chunks(loc.bucket, loc.path, text)
@@ -259,7 +260,7 @@ class Storage:
         """
         loc, text = parse_uri(uri), os.fspath(uri)
         if loc.bucket is None:
-            with _local_errors(text, "write"):
+            with local_errors(text, "write"):
                 localfiles.write(Path(loc.path), chunks)
         else:
             self._write_s3(loc.bucket, loc.path, text, chunks)
@@ -277,7 +278,7 @@ class Storage:
         if loc.bucket is not None:
             self._write_s3(loc.bucket, loc.path, text, (data,), {"IfNoneMatch": "*"})
             return text
-        with _local_errors(text, "write"):
+        with local_errors(text, "write"):
             try:
                 localfiles.write_if_absent(Path(loc.path), data)
             except localfiles.Exists as e:
@@ -301,7 +302,7 @@ class Storage:
             condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
             self._write_s3(loc.bucket, loc.path, text, (data,), condition)
             return text
-        with _local_errors(text):
+        with local_errors(text):
             try:
                 localfiles.write_if_tag(Path(loc.path), data, etag)
             except (localfiles.Exists, localfiles.TagMismatch) as e:
@@ -566,22 +567,6 @@ def multipart_etag(part_etags: Iterable[str]) -> str:
     return f'"{hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"'
 
 
-@contextlib.contextmanager
-def _local_errors(uri: str, action: str = "") -> Iterator[None]:
-    """Raises a local ``OSError`` as :class:`StorageError` (:class:`NotFound` for a missing
-    file) naming the URI and, where given, the action ("cannot write …": the OS's own words
-    for a file where a folder should be, "File exists", say nothing of a write)."""
-    try:
-        yield
-    except (StorageError, localfiles.Exists, localfiles.TagMismatch):
-        raise
-    except FileNotFoundError as e:
-        raise NotFound(f"{uri}: no such file") from e
-    except OSError as e:
-        what = f"cannot {action} {uri}" if action else uri
-        raise StorageError(f"{what}: {e.strerror or e}") from e
-
-
 def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
     """Regroups a byte stream into pieces of exactly ``size`` bytes, the last one shorter."""
     buffer = bytearray()
@@ -600,7 +585,7 @@ def _chunks(
     """Yields ``read()`` until it returns nothing, then closes ``stream``; errors name ``uri``."""
     with stream:
         while True:
-            with _local_errors(uri):
+            with local_errors(uri):
                 chunk = read()
             if not chunk:
                 return

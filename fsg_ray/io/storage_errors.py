@@ -6,9 +6,13 @@ access denied, bad request, a failed precondition. Every error raised names the 
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import botocore.exceptions
+
+from fsg_ray.io import localfiles
 
 # pyarrow raises a plain OSError whose text carries the AWS SDK error name and, for bodiless
 # (HEAD) responses, the status: "AWS Error SLOW_DOWN during ..." or "AWS Error UNKNOWN (HTTP
@@ -87,3 +91,19 @@ def permanent(uri: str, exc: Exception) -> Exception:
     if isinstance(exc, (OSError, botocore.exceptions.BotoCoreError)):
         return StorageError(f"{uri}: {exc}")
     return exc
+
+
+@contextlib.contextmanager
+def local_errors(uri: str, action: str = "") -> Iterator[None]:
+    """Raises a local ``OSError`` as :class:`StorageError` (:class:`NotFound` for a missing
+    file) naming the URI and, where given, the action ("cannot write …": the OS's own words
+    for a file where a folder should be, "File exists", say nothing of a write)."""
+    try:
+        yield
+    except (StorageError, localfiles.Exists, localfiles.TagMismatch):
+        raise
+    except FileNotFoundError as e:
+        raise NotFound(f"{uri}: no such file") from e
+    except OSError as e:
+        what = f"cannot {action} {uri}" if action else uri
+        raise StorageError(f"{what}: {e.strerror or e}") from e
