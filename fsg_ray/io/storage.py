@@ -65,16 +65,10 @@ from fsg_ray.io.storage_errors import (  # noqa: F401 - StorageError etc. are im
     local_errors,
     permanent,
 )
-
-# The URI helpers live in fsg_ray.io.uri; re-exported here for older callers.
-from fsg_ray.io.uri import (  # noqa: F401
-    SUPPORTED,
-    Location,
+from fsg_ray.io.uri import (
     Uri,
-    absolute,
     join,
     parse_uri,
-    relative,
 )
 
 logger = logging.getLogger(__name__)

@@ -4,9 +4,10 @@ builds E_n, phi and varphi_c from."""
 
 from __future__ import annotations
 
+from fsg_ray.config import StorageOptions
 from fsg_ray.core.models import VGGWeights
 from fsg_ray.core.models import load_vgg as load_vgg_with
-from fsg_ray.io.storage import Storage, StorageOptions
+from fsg_ray.io.storage import Storage
 
 
 def load_vgg(spec: str, storage: Storage | None = None) -> VGGWeights:

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from fsg_ray.io import inputs
-from fsg_ray.io.storage import NotFound, Storage, join, relative
+from fsg_ray.io.storage import NotFound, Storage
+from fsg_ray.io.uri import join, relative
 
 SOURCES = ["local", "s3"]
 STYLE_SIZE = 48
