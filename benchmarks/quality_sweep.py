@@ -47,6 +47,7 @@ _T2 = {"alternations": 2, "global_steps": 200, "patch_steps": 20}  # 480 steps a
 _RECAL = {"bn_recalibration_batches": 16}
 _SWD = {"patch_swd_weight": 1.0}
 _GENTLE = {"lr_gan": 5e-4, "lr_patch": 2e-4}
+_DEMO_LOSS = {"adversarial_weight": 0.1, **_SWD}
 
 #: Variant name -> TrainConfig overrides of the base profile (sections as in YAML).
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -73,6 +74,12 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "schedule": {**_T2, **_GENTLE},
         "loss": {"adversarial_weight": 0.1, **_SWD},
     },
+    # The demo's profile of this wave (app.demo.demo_config: gentle + patch SWD + T2),
+    # and what feeding the global steps sharper inputs x does (the paper's x is y_c
+    # downsampled 4x and upsampled back; at inference G sees a sharp photo).
+    "demo": {"schedule": {**_T2, **_GENTLE}, "loss": _DEMO_LOSS},
+    "demo_sharp": {"schedule": {**_T2, **_GENTLE}, "loss": _DEMO_LOSS, "data": {"global_input_size": 96}},
+    "demo_sharp48": {"schedule": {**_T2, **_GENTLE}, "loss": _DEMO_LOSS, "data": {"global_input_size": 48}},
 }
 
 
