@@ -48,6 +48,8 @@ _RECAL = {"bn_recalibration_batches": 16}
 _SWD = {"patch_swd_weight": 1.0}
 _GENTLE = {"lr_gan": 5e-4, "lr_patch": 2e-4}
 _DEMO_LOSS = {"adversarial_weight": 0.1, **_SWD}
+_RES = {"output": "residual"}
+_DEMO = {"schedule": {**_T2, **_GENTLE}, "loss": _DEMO_LOSS}
 
 #: Variant name -> TrainConfig overrides of the base profile (sections as in YAML).
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -77,9 +79,12 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     # The demo's profile of this wave (app.demo.demo_config: gentle + patch SWD + T2),
     # and what feeding the global steps sharper inputs x does (the paper's x is y_c
     # downsampled 4x and upsampled back; at inference G sees a sharp photo).
-    "demo": {"schedule": {**_T2, **_GENTLE}, "loss": _DEMO_LOSS},
-    "demo_sharp": {"schedule": {**_T2, **_GENTLE}, "loss": _DEMO_LOSS, "data": {"global_input_size": 96}},
-    "demo_sharp48": {"schedule": {**_T2, **_GENTLE}, "loss": _DEMO_LOSS, "data": {"global_input_size": 48}},
+    "demo": _DEMO,
+    "demo_sharp": {**_DEMO, "data": {"global_input_size": 96}},
+    "demo_sharp48": {**_DEMO, "data": {"global_input_size": 48}},
+    # G(x) = sigmoid(logit(x) + D_e(E_n(x))): D_e predicts a change (model.output: residual).
+    "demo_res": {**_DEMO, "model": _RES},
+    "demo_sharp_res": {**_DEMO, "model": _RES, "data": {"global_input_size": 96}},
 }
 
 
@@ -109,8 +114,23 @@ def base_config() -> config.TrainConfig:
 
 
 def variant_config(name: str, scale: float) -> config.TrainConfig:
-    """The base profile with the variant's overrides; every step count times ``scale``."""
-    cfg = config.override(base_config(), **VARIANTS[name])
+    """The base profile with the variant's overrides; every step count times ``scale``.
+
+    ``<variant>@global_only`` and ``<variant>@patch_only`` are the variant's two ablations
+    at the same budget of generator updates, as the demo trains them
+    (:func:`fsg_ray.app.demo.ablation_entries`).
+    """
+    variant, _, mode = name.partition("@")
+    cfg = config.override(base_config(), **VARIANTS[variant])
+    s = cfg.schedule
+    rest = s.alternations * (s.global_steps + s.patch_steps)
+    if mode == "global_only":
+        budget = s.gan_init_steps + rest
+        cfg = config.override(cfg, schedule={"mode": mode, "global_only_steps": budget})
+    elif mode == "patch_only":
+        cfg = config.override(cfg, schedule={"mode": mode, "patch_steps": rest, "alternations": 1})
+    elif mode:
+        raise ValueError(f"unknown ablation {mode!r} in {name!r}")
     s = cfg.schedule
     steps = ("gan_init_steps", "global_steps", "patch_steps", "global_only_steps")
     return config.override(cfg, schedule={k: round(getattr(s, k) * scale) for k in steps})
@@ -193,7 +213,8 @@ def _evaluate(
     rows = [score(o, x, m, style, phi) for o, x, m in zip(outs, garments, masks, strict=True)]
     record = {
         "variant": variant, "style": style_name, "scale": scale, "train_s": round(train_s, 1),
-        "overrides": VARIANTS[variant], "config": config.to_dict(run.cfg), "rows": rows,
+        "overrides": VARIANTS[variant.partition("@")[0]], "config": config.to_dict(run.cfg),
+        "rows": rows,
         "mean": {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]},
         "last_losses": losses,
     }  # fmt: skip
@@ -259,7 +280,7 @@ def main() -> None:
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     variants, styles = a.variants.split(","), a.styles.split(",")
-    unknown = sorted(set(variants) - set(VARIANTS))
+    unknown = sorted({v.partition("@")[0] for v in variants} - set(VARIANTS))
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
     root = a.out / "data"

@@ -166,6 +166,12 @@ class ModelConfig:
             is in the batch; see docs/paper_map.md.
         disc_channels: widths of the patch discriminator's hidden convolutions.
         leaky_slope: negative slope of every LeakyReLU (DCGAN's 0.2).
+        output: what D_e's last convolution predicts: ``image`` (the paper: the image,
+            through a sigmoid) or ``residual`` (a change to the input, added in logit space:
+            G(x) = sigmoid(logit(x) + D_e(E_n(x))), last convolution zero-initialised so G
+            starts as the identity). The residual carries the input's full-resolution
+            detail (seams, buttons, print edges) past the 1/8-resolution relu4_1 code, which
+            D_e would otherwise have to re-draw; see docs/paper_map.md, "Deviations".
     """
 
     vgg_weights: str = "imagenet"
@@ -173,9 +179,11 @@ class ModelConfig:
     decoder_norm: Literal["batch", "instance"] = "batch"
     disc_channels: tuple[int, ...] = (128, 64)
     leaky_slope: float = 0.2
+    output: Literal["image", "residual"] = "image"
 
     def __post_init__(self) -> None:
         check_vgg_weights("model.vgg_weights", self.vgg_weights)
+        require(self.output in ("image", "residual"), "model.output", "must be image or residual")
         require(
             self.decoder_norm in ("batch", "instance"),
             "model.decoder_norm",

@@ -67,7 +67,7 @@ class ImageGenerator(nn.Module):
     def __init__(self, generator: Generator) -> None:
         super().__init__()
         self.features = generator.encoder.features  # VGG-19 up to relu4_1: E_n
-        self.decoder = generator.decoder.net
+        self.decoder = generator.decoder  # D_e (with its output: image or residual)
         self.register_buffer("mean", generator.encoder.mean.clone())
         self.register_buffer("std", generator.encoder.std.clone())
         self.stride = ENCODER_STRIDE  # an attribute: TorchScript reads no module globals
@@ -82,7 +82,7 @@ class ImageGenerator(nn.Module):
         x = x.index_select(2, _pad_index(h, hp, reflect)).index_select(
             3, _pad_index(w, wp, reflect)
         )
-        y = self.decoder(self.features((x - self.mean) / self.std))[:, :, :h, :w]
+        y = self.decoder(self.features((x - self.mean) / self.std), x)[:, :, :h, :w]
         return y.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1)  # (B, H, W, 3)
 
 

@@ -56,7 +56,8 @@ def run_styles(
         for styles in by_encoder.values():
             z = generators[styles[0]].encode(x)  # E_n(x): (B, 512, H/8, W/8)
             for style in styles:
-                y = generators[style].decoder(z[list(wanted[style])])[..., :h, :w]
+                rows = list(wanted[style])
+                y = generators[style].decoder(z[rows], x[rows])[..., :h, :w]
                 y = y.float().clamp(0, 1).mul(255).round().to(torch.uint8)
                 out[style] = y.permute(0, 2, 3, 1).cpu().numpy()  # (b, H, W, 3)
     return out

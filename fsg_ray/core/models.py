@@ -215,12 +215,20 @@ def _conv_block(c_in: int, c_out: int, slope: float, norm: str = "batch") -> lis
     return layers
 
 
+#: Inputs are clamped to [eps, 1 - eps] before logit(x) in the residual output, so pure
+#: black or white pixels stay reachable (logit(0.01) = -4.6) with finite gradients.
+RESIDUAL_EPS = 0.01
+
+
 class Decoder(nn.Module):
     """D_e: relu4_1 features (512 channels, 1/8 resolution) -> image in [0, 1].
 
     One conv + BN + LeakyReLU per encoder stage, mirrored, with nearest upsampling before
     each conv of a finer stage (Odena et al., "Deconvolution and checkerboard artifacts").
     Lean on purpose: with one conv per stage D_e costs ~30 % of E_n at any size.
+
+    With ``residual`` the last conv predicts a change to the input image in logit space
+    (``ModelConfig.output``); it starts at zero, so G starts as the identity.
     """
 
     def __init__(
@@ -228,6 +236,7 @@ class Decoder(nn.Module):
         channels: tuple[int, ...] = (256, 128, 64, 32),
         slope: float = 0.2,
         norm: str = "batch",
+        residual: bool = False,
     ) -> None:
         super().__init__()
         layers = _conv_block(512, channels[0], slope, norm)
@@ -236,11 +245,26 @@ class Decoder(nn.Module):
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 *_conv_block(c_in, c_out, slope, norm),
             ]
-        layers += [nn.Conv2d(channels[-1], 3, 3, padding=1, padding_mode="replicate"), nn.Sigmoid()]
-        self.net = nn.Sequential(*layers)
+        last = nn.Conv2d(channels[-1], 3, 3, padding=1, padding_mode="replicate")
+        if residual:
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        # The output's sigmoid sits outside ``net``: it has no parameters, so decoder state
+        # dicts are the same for both outputs and for checkpoints written before either.
+        self.net = nn.Sequential(*layers, last)
+        self.residual = residual
+        self.eps = RESIDUAL_EPS  # an attribute: TorchScript reads no module globals
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)  # (B, 512, H/8, W/8) -> (B, 3, H, W)
+    def forward(self, z: Tensor, x: Tensor | None = None) -> Tensor:
+        """(B, 512, H/8, W/8) -> (B, 3, H, W); ``x`` (B, 3, H, W) in [0, 1], the encoder's
+        input, is required when ``residual``."""
+        y = self.net(z)
+        if self.residual:
+            if x is None:
+                raise ValueError("a residual decoder needs the input image x")
+            x = x.clamp(self.eps, 1 - self.eps)
+            y = y + (torch.log(x) - torch.log1p(-x)).to(y.dtype)  # + logit(x)
+        return torch.sigmoid(y)
 
 
 class Generator(nn.Module):
@@ -253,7 +277,9 @@ class Generator(nn.Module):
     def __init__(self, vgg_state: dict[str, Tensor], cfg: ModelConfig) -> None:
         super().__init__()
         self.encoder = VGG19Features(vgg_state, ENCODER_TAP)
-        self.decoder = Decoder(cfg.decoder_channels, cfg.leaky_slope, cfg.decoder_norm)
+        self.decoder = Decoder(
+            cfg.decoder_channels, cfg.leaky_slope, cfg.decoder_norm, cfg.output == "residual"
+        )
 
     def encode(self, x: Tensor) -> Tensor:
         """E_n(x): relu4_1 features; x must have sides divisible by 8."""
@@ -261,7 +287,8 @@ class Generator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        y = self.decoder(self.encode(pad_to_stride(x)))
+        x = pad_to_stride(x)
+        y = self.decoder(self.encode(x), x)
         return y[..., :h, :w]
 
 

@@ -86,3 +86,18 @@ def test_torchscript_matches_torch_on_odd_sizes(generator: Generator) -> None:
 def test_unknown_format_is_refused(generator: Generator) -> None:
     with pytest.raises(ValueError, match="unknown export format 'tflite'; choose from onnx"):
         export.export_bytes(generator, "tflite")
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_a_residual_generator_exports_to_onnx_and_torchscript(vgg: VGGWeights) -> None:
+    """``model.output: residual`` adds logit(x) to D_e's output: both formats carry it."""
+    gen = load_generator(tiny_state(vgg, 2, output="residual"), vgg, CPU)
+    assert gen.decoder.residual
+    batch = batch_of((2, 29, 19), seed=3)
+    want = reference(gen, batch)
+    onnx = export.export_bytes(gen, "onnx")
+    session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+    (got,) = session.run([export.OUTPUT], {export.INPUT: batch})
+    assert_close(got, want)
+    scripted = torch.jit.load(io.BytesIO(export.export_bytes(gen, "torchscript")))
+    assert_close(scripted(torch.from_numpy(batch)).numpy(), want)

@@ -100,3 +100,33 @@ def test_instance_norm_decoder_does_not_depend_on_the_batch(vgg: models.VGGWeigh
     with torch.no_grad():
         alone, together = gen(a), gen(torch.cat([a, b]))[:1]
     assert torch.allclose(alone, together, atol=1e-5)
+
+
+def test_residual_generator_starts_as_the_identity(
+    vgg: models.VGGWeights,
+) -> None:
+    cfg = config.ModelConfig(decoder_channels=(16, 8, 8, 8), output="residual")
+    gen = models.Generator(vgg.state, cfg).eval()
+    x = torch.rand(2, 3, 37, 53) * 0.98 + 0.01  # inside the clamp: logit is invertible
+    with torch.no_grad():
+        y = gen(x)
+    assert y.shape == x.shape
+    assert torch.allclose(y, x, atol=1e-5)  # every pixel's detail, at full resolution
+
+
+def test_residual_decoder_without_the_input_is_refused() -> None:
+    dec = models.Decoder((16, 8, 8, 8), residual=True)
+    with pytest.raises(ValueError, match="needs the input image"):
+        dec(torch.rand(1, 512, 2, 2))
+
+
+def test_residual_output_moves_in_logit_space_and_stays_in_range(vgg: models.VGGWeights) -> None:
+    cfg = config.ModelConfig(decoder_channels=(16, 8, 8, 8), output="residual")
+    gen = models.Generator(vgg.state, cfg).eval()
+    last = gen.decoder.net[-1]
+    torch.nn.init.constant_(last.bias, 2.0)  # a uniform +2 logit change
+    x = torch.tensor([0.0, 0.5, 1.0]).view(1, 1, 1, 3).expand(1, 3, 8, 3).contiguous()
+    with torch.no_grad():
+        y = gen(x)
+    want = torch.sigmoid(torch.logit(x.clamp(0.01, 0.99)) + 2.0)
+    assert torch.allclose(y, want, atol=1e-5) and y.min() > 0 and y.max() < 1
