@@ -85,6 +85,9 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     # G(x) = sigmoid(logit(x) + D_e(E_n(x))): D_e predicts a change (model.output: residual).
     "demo_res": {**_DEMO, "model": _RES},
     "demo_sharp_res": {**_DEMO, "model": _RES, "data": {"global_input_size": 96}},
+    # + the colour term (SWD of RGB pixels) in the global style loss.
+    "demo_res_col": {**_DEMO, "model": _RES, "loss": {**_DEMO_LOSS, "colour_weight": 1.0}},
+    "demo_col": {**_DEMO, "loss": {**_DEMO_LOSS, "colour_weight": 1.0}},
 }
 
 

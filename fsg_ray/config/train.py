@@ -79,6 +79,11 @@ class LossConfig:
             step (Algorithm 1 line 2); 0 in the paper. It anchors D_e to the style's patch
             statistics while varphi_s is still too weak to be a reliable guide.
         swd_projections: random unit directions per layer and step of that term.
+        colour_weight: weight of a colour-distribution term added to the global style loss
+            (Eq. 3): the sliced Wasserstein distance between the RGB colours of y_hat's
+            pixels and y_s's (the sliced form of Risser et al. 2017's histogram loss). 0 in
+            the paper, whose Gram at relu2_2 carries colour with ImageNet features; random
+            features carry it poorly (docs/experiments.md).
     """
 
     style_layers: tuple[str, ...] = ("relu2_2",)
@@ -98,6 +103,7 @@ class LossConfig:
     gan_swd_weight: float = 0.0
     patch_swd_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1")
     swd_projections: int = 64
+    colour_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_layers("loss.style_layers", self.style_layers)
@@ -119,6 +125,7 @@ class LossConfig:
             "adversarial_weight",
             "patch_swd_weight",
             "gan_swd_weight",
+            "colour_weight",
         ):
             require(getattr(self, name) >= 0, f"loss.{name}", "must be >= 0")
 

@@ -269,7 +269,7 @@ def global_step(
             style_hat = content_hat = nets.phi(y_hat, lc.style_layers + lc.content_layers)
         with torch.no_grad():
             content_c = nets.phi(losses.content_view(y_c, lc), lc.content_layers)
-        loss, parts = losses.global_loss(style_hat, content_hat, content_c, targets, lc)
+        loss, parts = losses.global_loss(style_hat, content_hat, content_c, targets, lc, y_hat)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -332,7 +332,7 @@ def compute_style_targets(nets: Nets, style: Tensor, cfg: TrainConfig) -> losses
     taps = lc.style_layers + (lc.patch_swd_layers if lc.uses_swd else ())
     with torch.no_grad(), autocast(style.device):
         feats = nets.phi(style, tuple(dict.fromkeys(taps)))
-    return losses.style_targets(feats, cfg.loss)
+    return losses.style_targets(feats, cfg.loss, style)
 
 
 @dataclass

@@ -51,7 +51,7 @@ def gatys(
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     with torch.no_grad():
-        targets = losses.style_targets(phi(style, cfg.style_layers), cfg)
+        targets = losses.style_targets(phi(style, cfg.style_layers), cfg, style)
         content_c = phi(losses.content_view(content, cfg), cfg.content_layers)
     # A contiguous copy: L-BFGS flattens the gradient with view(), which fails on the strides
     # of a permuted input (an HWC array made CHW, as images.to_tensor gives).
@@ -71,7 +71,7 @@ def gatys(
         opt.zero_grad(set_to_none=True)
         style_hat = phi(image, cfg.style_layers)
         content_hat = phi(losses.content_view(image, cfg), cfg.content_layers)
-        loss, _ = losses.global_loss(style_hat, content_hat, content_c, targets, cfg)
+        loss, _ = losses.global_loss(style_hat, content_hat, content_c, targets, cfg, image)
         loss.backward()
         history.append(float(loss.detach()))
         return loss

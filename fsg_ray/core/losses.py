@@ -7,6 +7,7 @@ Code (paper):
     patch_content_loss        l_content^(1), Eq. 4 (patch content, varphi_c)
     patch_style_loss          l_style^(1), Eq. 5 (hinge on varphi_s's neural-patch scores s_i)
     sliced_wasserstein_loss   a non-adversarial patch style term (not in the paper; off there)
+    colour_loss               the same distance on RGB pixels: a colour term (not in the paper)
     global_loss               L^(2) = lambda_2 l_style^(2) + lambda_3 l_content^(2) (Eq. 1)
     patch_loss                L^(1) = l_style^(1) + lambda_1 l_content^(1) (Eq. 1)
     discriminator_gan_loss    -V(D, G) of Eq. 7 for varphi_s (real: style patches)
@@ -79,22 +80,51 @@ class StyleTargets:
         means: layer -> channel means of phi_k(y_s), (1, C).
         patches: layer -> y_s's neural patches at each ``patch_swd_layers`` tap, (1, C, H, W);
             empty unless a SWD weight is > 0.
+        colours: y_s itself, (1, 3, S, S), when ``colour_weight`` > 0; else None.
     """
 
     grams: dict[str, Tensor]
     means: dict[str, Tensor]
     patches: dict[str, Tensor] = field(default_factory=dict)
+    colours: Tensor | None = None
 
 
-def style_targets(features: dict[str, Tensor], cfg: LossConfig) -> StyleTargets:
+def style_targets(
+    features: dict[str, Tensor], cfg: LossConfig, image: Tensor | None = None
+) -> StyleTargets:
     """Gram and mean targets of the style image's features, per style layer (and the
-    features themselves at the patch SWD taps when that term is on)."""
+    features themselves at the patch SWD taps when that term is on; the style ``image``'s
+    pixels when the colour term is on).
+
+    Raises:
+        ValueError: ``colour_weight`` > 0 but no ``image`` is given.
+    """
     grams = {k: gram(features[k], cfg.gram == "centered").detach() for k in cfg.style_layers}
     means = {k: features[k].float().mean(dim=(2, 3)).detach() for k in cfg.style_layers}
     patches = {}
     if cfg.uses_swd:
         patches = {k: features[k].float().detach() for k in cfg.patch_swd_layers}
-    return StyleTargets(grams, means, patches)
+    colours = None
+    if cfg.colour_weight > 0:
+        if image is None:
+            raise ValueError("loss.colour_weight > 0 needs the style image's pixels")
+        colours = image.float().detach()
+    return StyleTargets(grams, means, patches, colours)
+
+
+#: Random directions of the colour term per step: RGB has 3 dimensions, so few suffice.
+COLOUR_PROJECTIONS = 16
+
+
+def colour_loss(image: Tensor, targets: StyleTargets, cfg: LossConfig) -> Tensor:
+    """Sliced Wasserstein distance between the RGB colours of ``image`` (B, 3, H, W) and
+    of y_s: every pixel is one point of R^3 (a 1x1 patch in :func:`sliced_wasserstein_loss`).
+    Matches the whole colour distribution, so a palette the style does not have costs
+    however the VGG features see it."""
+    if targets.colours is None:
+        raise ValueError("the colour term needs StyleTargets.colours")
+    dirs = random_directions(3, COLOUR_PROJECTIONS).to(image.device)
+    return sliced_wasserstein_loss(image, targets.colours, dirs, cfg.normalize)
 
 
 def sliced_wasserstein_loss(
@@ -188,8 +218,10 @@ def global_loss(
     content_c: dict[str, Tensor],
     targets: StyleTargets,
     cfg: LossConfig,
+    image: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """L^(2) = lambda_2 l_style^(2) + lambda_3 l_content^(2) (Eq. 1-3).
+    """L^(2) = lambda_2 l_style^(2) + lambda_3 l_content^(2) (Eq. 1-3), plus
+    ``colour_weight`` times :func:`colour_loss` of y_hat when that weight is > 0.
 
     Args:
         style_hat: phi style taps of the generated image y_hat.
@@ -197,6 +229,7 @@ def global_loss(
         content_c: the same taps of the content image y_c.
         targets: style statistics of y_s.
         cfg: layers, weights and normalisation.
+        image: y_hat itself, (B, 3, H, W); needed when ``colour_weight`` > 0.
 
     Returns:
         The loss and its parts as floats, for logging.
@@ -207,10 +240,14 @@ def global_loss(
         start=torch.zeros((), device=l_style.device),
     )
     total = cfg.style_weight * l_style + cfg.content_weight * l_content
-    return total, {
-        "global_style": float(l_style.detach()),
-        "global_content": float(l_content.detach()),
-    }
+    parts = {"global_style": float(l_style.detach()), "global_content": float(l_content.detach())}
+    if cfg.colour_weight > 0:
+        if image is None:
+            raise ValueError("loss.colour_weight > 0 needs the generated image")
+        l_colour = colour_loss(image, targets, cfg)
+        total = total + cfg.colour_weight * l_colour
+        parts["global_colour"] = float(l_colour.detach())
+    return total, parts
 
 
 def patch_loss(

@@ -164,3 +164,28 @@ def test_patch_loss_adds_the_weighted_swd_term() -> None:
     assert base.item() == 0 and "patch_swd" not in parts
     total, parts = losses.patch_loss(scores, feat, feat, cfg, torch.tensor(3.0))
     assert total.item() == pytest.approx(1.5) and parts["patch_swd"] == pytest.approx(3.0)
+
+
+def test_colour_loss_is_zero_for_the_style_itself_and_grows_with_a_foreign_palette() -> None:
+    cfg = LossConfig(colour_weight=1.0, normalize="relative")
+    style = torch.rand(1, 3, 16, 16) * 0.5 + 0.5  # a light palette
+    targets = losses.style_targets({"relu2_2": torch.rand(1, 2, 4, 4)}, cfg, style)
+    assert targets.colours is not None
+    same = losses.colour_loss(style.flip(-1), targets, cfg)  # same pixels, other places
+    dark = losses.colour_loss(style * 0.3, targets, cfg)
+    assert float(same) < 1e-6 < float(dark)
+
+
+def test_colour_term_joins_the_global_loss_and_needs_the_image() -> None:
+    cfg = LossConfig(style_layers=("relu1_1",), content_layers=("relu1_1",), colour_weight=2.0)
+    style = torch.rand(1, 3, 8, 8)
+    feats = {"relu1_1": torch.rand(1, 4, 8, 8)}
+    targets = losses.style_targets(feats, cfg, style)
+    total, parts = losses.global_loss(feats, feats, feats, targets, cfg, image=style * 0.1)
+    assert parts["global_colour"] > 0
+    plain = cfg.style_weight * parts["global_style"] + cfg.content_weight * parts["global_content"]
+    assert float(total) == pytest.approx(plain + 2.0 * parts["global_colour"], rel=1e-5)
+    with pytest.raises(ValueError, match="needs the generated image"):
+        losses.global_loss(feats, feats, feats, targets, cfg)
+    with pytest.raises(ValueError, match="needs the style image"):
+        losses.style_targets(feats, cfg)
