@@ -50,6 +50,8 @@ _GENTLE = {"lr_gan": 5e-4, "lr_patch": 2e-4}
 _DEMO_LOSS = {"adversarial_weight": 0.1, **_SWD}
 _RES = {"output": "residual"}
 _DEMO = {"schedule": {**_T2, **_GENTLE}, "loss": _DEMO_LOSS}
+_RES_COL = {**_DEMO, "model": _RES, "loss": {**_DEMO_LOSS, "colour_weight": 1.0}}
+_LRP = {**_T2, **_GENTLE, "lr_patch": 2e-3}
 
 #: Variant name -> TrainConfig overrides of the base profile (sections as in YAML).
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -88,6 +90,39 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     # + the colour term (SWD of RGB pixels) in the global style loss.
     "demo_res_col": {**_DEMO, "model": _RES, "loss": {**_DEMO_LOSS, "colour_weight": 1.0}},
     "demo_col": {**_DEMO, "loss": {**_DEMO_LOSS, "colour_weight": 1.0}},
+    # + a patch phase as strong as the global one (lr_patch = lr_global = 2e-3).
+    "demo_res_col_lrp": {**_RES_COL, "schedule": _LRP},
+    # ... without Eq. 5's hinge (is the weak critic what pushes the palette to blue?)
+    "demo_res_col_lrp_noadv": {
+        **_RES_COL,
+        "schedule": _LRP,
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.0},
+    },
+    # ... with a 4x smaller patch content weight
+    "demo_res_col_lrp_pc": {
+        **_RES_COL,
+        "schedule": _LRP,
+        "loss": {**_RES_COL["loss"], "patch_content_weight": 0.25},
+    },
+    # ... with Eq. 5's hinge at weight 0.1, as the GAN initialisation's adversarial term
+    "demo_res_col_lrp_adv01": {
+        **_RES_COL,
+        "schedule": _LRP,
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1},
+    },
+    # ... and the paper's equal phase lengths, tau(1) = tau(2) (110 each, T = 2: same budget)
+    "demo_res_col_lrp_noadv_eq": {
+        **_RES_COL,
+        "schedule": {**_LRP, "global_steps": 110, "patch_steps": 110},
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.0},
+    },
+    "demo_res_col_lrp_noadv_s1": {
+        **_RES_COL,
+        "schedule": {**_LRP, "seed": 1},
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.0},
+    },
+    # Run-to-run noise: demo_res_col with another seed (weights of D_e and phi_s, data order).
+    "demo_res_col_s1": {**_RES_COL, "schedule": {**_T2, **_GENTLE, "seed": 1}},
 }
 
 

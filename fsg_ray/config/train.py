@@ -84,6 +84,8 @@ class LossConfig:
             pixels and y_s's (the sliced form of Risser et al. 2017's histogram loss). 0 in
             the paper, whose Gram at relu2_2 carries colour with ImageNet features; random
             features carry it poorly (docs/experiments.md).
+        patch_colour_weight: weight of the same colour term in the patch loss L^(1), on
+            G(x) of the shop-photo patches; 0 in the paper.
     """
 
     style_layers: tuple[str, ...] = ("relu2_2",)
@@ -104,6 +106,7 @@ class LossConfig:
     patch_swd_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1")
     swd_projections: int = 64
     colour_weight: float = 0.0
+    patch_colour_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_layers("loss.style_layers", self.style_layers)
@@ -126,6 +129,7 @@ class LossConfig:
             "patch_swd_weight",
             "gan_swd_weight",
             "colour_weight",
+            "patch_colour_weight",
         ):
             require(getattr(self, name) >= 0, f"loss.{name}", "must be >= 0")
 

@@ -286,19 +286,26 @@ def patch_step(
     """One patch back-propagation step (Algorithm 1 lines 11-12, Eq. 1, 4, 5, Eq. 9).
 
     y_c = x; varphi_s is frozen (eval mode: its BN statistics do not move either). With
-    ``loss.patch_swd_weight`` > 0 the patch SWD style term against ``targets`` is added.
+    ``loss.patch_swd_weight`` > 0 the patch SWD style term against ``targets`` is added,
+    with ``loss.patch_colour_weight`` > 0 the colour term.
     """
     lc, device = cfg.loss, x.device
     use_swd = lc.patch_swd_weight > 0
     if use_swd and (targets is None or not targets.patches):
         raise ValueError("loss.patch_swd_weight > 0 needs the style's patch targets")
+    if lc.patch_colour_weight > 0 and (targets is None or targets.colours is None):
+        raise ValueError("loss.patch_colour_weight > 0 needs the style's colours")
     nets.disc.eval().requires_grad_(False)
     with autocast(device):
         extra = lc.patch_swd_layers if use_swd else ()
-        disc_feat, feat_hat, target, feats = patch_features(nets, nets.gen(x), x, cfg, extra)
+        y_hat = nets.gen(x)
+        disc_feat, feat_hat, target, feats = patch_features(nets, y_hat, x, cfg, extra)
         scores = nets.disc(disc_feat)
         swd = losses.patch_swd_loss(feats, targets, lc) if use_swd and targets else None
-        loss, parts = losses.patch_loss(scores, feat_hat, target, lc, swd)
+        colour = None
+        if lc.patch_colour_weight > 0 and targets is not None:
+            colour = losses.colour_loss(y_hat, targets, lc)
+        loss, parts = losses.patch_loss(scores, feat_hat, target, lc, swd, colour)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

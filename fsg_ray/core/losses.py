@@ -105,9 +105,9 @@ def style_targets(
     if cfg.uses_swd:
         patches = {k: features[k].float().detach() for k in cfg.patch_swd_layers}
     colours = None
-    if cfg.colour_weight > 0:
+    if cfg.colour_weight > 0 or cfg.patch_colour_weight > 0:
         if image is None:
-            raise ValueError("loss.colour_weight > 0 needs the style image's pixels")
+            raise ValueError("a colour weight > 0 needs the style image's pixels")
         colours = image.float().detach()
     return StyleTargets(grams, means, patches, colours)
 
@@ -256,9 +256,11 @@ def patch_loss(
     feat_c: Tensor,
     cfg: LossConfig,
     swd: Tensor | None = None,
+    colour: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """L^(1) = l_style^(1) + lambda_1 l_content^(1) (Eq. 1, 4, 5), plus
-    ``patch_swd_weight`` times the patch SWD term when it is given.
+    ``patch_swd_weight`` times the patch SWD term and ``patch_colour_weight`` times the
+    colour term when they are given.
 
     Args:
         scores: varphi_s logits of y_hat's neural patches, (B, 1, h, w).
@@ -266,6 +268,7 @@ def patch_loss(
         feat_c: varphi_c features of y_c = x.
         cfg: weights and normalisation.
         swd: :func:`patch_swd_loss` of y_hat (None: the term is off).
+        colour: :func:`colour_loss` of y_hat (None: the term is off).
     """
     l_style = patch_style_loss(scores)
     l_content = patch_content_loss(feat_hat, feat_c, cfg.normalize)
@@ -274,6 +277,9 @@ def patch_loss(
     if swd is not None:
         total = total + cfg.patch_swd_weight * swd
         parts["patch_swd"] = float(swd.detach())
+    if colour is not None:
+        total = total + cfg.patch_colour_weight * colour
+        parts["patch_colour"] = float(colour.detach())
     return total, parts
 
 

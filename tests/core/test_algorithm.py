@@ -243,3 +243,18 @@ def test_gan_step_with_swd_adds_the_term_to_the_generator_only(tiny_cfg, vgg: VG
     assert set(out) == {"gan_d", "gan_g", "gan_swd", "patch_content"} and out["gan_swd"] > 0
     with pytest.raises(ValueError, match="gan_swd_weight > 0 needs the style's patch targets"):
         algorithm.gan_step(run.nets, run.opts, x, real, cfg)
+
+
+def test_colour_terms_reach_the_global_and_the_patch_steps(tiny_cfg, vgg: VGGWeights) -> None:
+    cfg = config.override(tiny_cfg, loss={"colour_weight": 1.0, "patch_colour_weight": 0.5})
+    run = algorithm.new_run(cfg, vgg, make_style(cfg), torch.device("cpu"))
+    assert run.targets.colours is not None and torch.equal(run.targets.colours, run.style)
+    data = make_data(cfg)
+    x_low, y_c = data.global_batch()
+    out = algorithm.global_step(run.nets, run.opts.global_, x_low, y_c, run.targets, cfg)
+    assert out["global_colour"] > 0
+    out = algorithm.patch_step(run.nets, run.opts.patch, data.patch_batch(), cfg, run.targets)
+    assert out["patch_colour"] > 0
+    assert all(g is not None for g in grads(run.nets.gen.decoder.parameters()))
+    with pytest.raises(ValueError, match="patch_colour_weight > 0 needs the style's colours"):
+        algorithm.patch_step(run.nets, run.opts.patch, data.patch_batch(), cfg)
