@@ -121,6 +121,62 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "schedule": {**_LRP, "seed": 1},
         "loss": {**_RES_COL["loss"], "patch_style_weight": 0.0},
     },
+    # adv01 + stronger style terms in the patch phase: the colour term, a 3x SWD weight, both
+    "demo_res_col_lrp_adv01_pcol": {
+        **_RES_COL,
+        "schedule": _LRP,
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
+    },
+    "demo_res_col_lrp_adv01_swd3": {
+        **_RES_COL,
+        "schedule": _LRP,
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_swd_weight": 3.0},
+    },
+    "demo_res_col_lrp_adv01_pcol_swd3": {
+        **_RES_COL,
+        "schedule": _LRP,
+        "loss": {
+            **_RES_COL["loss"],
+            "patch_style_weight": 0.1,
+            "patch_colour_weight": 1.0,
+            "patch_swd_weight": 3.0,
+        },
+    },
+    # pcol with a colour weight of 5 in both losses: does a pinned palette stop the drift to
+    # green on leopard?
+    "cand_col5": {
+        **_RES_COL,
+        "schedule": _LRP,
+        "loss": {
+            **_RES_COL["loss"],
+            "patch_style_weight": 0.1,
+            "colour_weight": 5.0,
+            "patch_colour_weight": 5.0,
+        },
+    },
+    # pcol with a 4x smaller patch content weight: with a residual output the identity
+    # zeroes Eq. 4, so the patch phase pulls towards the input.
+    "cand_pc": {
+        **_RES_COL,
+        "schedule": _LRP,
+        "loss": {
+            **_RES_COL["loss"],
+            "patch_style_weight": 0.1,
+            "patch_colour_weight": 1.0,
+            "patch_content_weight": 0.25,
+        },
+    },
+    # pcol at the round-2 patch rate (2e-4), which real product photos favoured
+    # (shared/notes/patch-phase.md)
+    "cand_lo": {
+        **_RES_COL,
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
+    },
+    "cand_s1": {
+        **_RES_COL,
+        "schedule": {**_LRP, "seed": 1},
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
+    },
     # Run-to-run noise: demo_res_col with another seed (weights of D_e and phi_s, data order).
     "demo_res_col_s1": {**_RES_COL, "schedule": {**_T2, **_GENTLE, "seed": 1}},
 }
