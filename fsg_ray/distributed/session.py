@@ -4,8 +4,9 @@ it ends when the cluster goes away under it.
 
 Kubernetes, systemd and ``ray job stop`` end a process with SIGTERM. ``ray.init`` installs its
 own SIGTERM handler (``sys.exit``), under which a driver died mid-call with Ray's fatal-signal
-trace and left Ray's agents running. So :func:`stop_on_signals` installs ours *after*
-``ray.init``, and a local Ray's processes are tracked by pid and ended on the way out.
+trace and left Ray's agents running. So ``ray.init`` runs with that handler kept out and the
+signals held until it returns, :func:`stop_on_signals` installs ours after it, and a local
+Ray's processes are tracked by pid and ended on the way out.
 
 A cluster that dies (``ray stop`` on the head, a lost head pod) leaves a driver blocked in
 ``ray.get`` until Ray's core worker gives up on the GCS (``gcs_rpc_server_reconnect_timeout_s``,
@@ -30,6 +31,7 @@ from types import FrameType
 from typing import Any
 
 import ray
+import ray._private.utils
 import ray.data
 
 from fsg_ray.distributed import console
@@ -119,11 +121,11 @@ def ray_session(
     if not verbose:  # before ray.init: it logs the dashboard's address at INFO
         console.quiet_console(RAY_DIR)
     env = {**console.runtime_env_vars(verbose), **(env_vars or {})}
-    ray.init(runtime_env={"env_vars": env}, **kwargs)
-    # Every epoch of every shard would draw a progress bar.
-    ray.data.DataContext.get_current().enable_progress_bars = False
     client = (address or "").startswith("ray://")
     try:
+        _init(runtime_env={"env_vars": env}, **kwargs)
+        # Every epoch of every shard would draw a progress bar.
+        ray.data.DataContext.get_current().enable_progress_bars = False
         with stop_on_signals(), contextlib.nullcontext() if client else watch_cluster():
             yield
     finally:
@@ -132,11 +134,42 @@ def ray_session(
         end_processes(started)
 
 
+def _init(**kwargs: Any) -> None:
+    """``ray.init``, with SIGTERM and SIGINT held until it returns: one that came during it
+    then raises :class:`Stopped`.
+
+    ray.init installs its own SIGTERM handler (``sys.exit``) first thing. A SystemExit raised
+    at a random point of its startup was seen to be swallowed (the demo ran on to the end
+    and exited 0) or to hang it, and one that got out exited 15. So for the call Ray's
+    installer is bypassed and a handler that only notes the signal stays in place.
+    """
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = {s: signal.signal(s, hold) for s in (signal.SIGTERM, signal.SIGINT)}
+    installer = ray._private.utils.set_sigterm_handler
+    ray._private.utils.set_sigterm_handler = lambda handler: None
+    try:
+        ray.init(**kwargs)
+    finally:
+        ray._private.utils.set_sigterm_handler = installer
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        _received.append(held[0])
+        log.warning("received %s while Ray started: stopping", signal.Signals(held[0]).name)
+        raise Stopped(held[0])
+
+
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
     """For the block, SIGTERM and SIGINT raise :class:`Stopped` in the main thread (so the
     work unwinds through its ``finally`` blocks: checkpoints kept, Ray shut down) and set the
-    yielded event (for a loop that waits on it). Enter it after ``ray.init``."""
+    yielded event (for a loop that waits on it). Enter it after a bare ``ray.init`` (which
+    installs a SIGTERM handler of its own), or around a :func:`ray_session` (which keeps
+    Ray's out): then a signal before Ray starts or after it stopped stops the command too."""
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:

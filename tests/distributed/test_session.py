@@ -2,13 +2,19 @@
 GCS. A cluster that stops answering interrupts the main thread with :class:`ClusterLost`
 (Ray's own driver would wait 60 s, then end the process from C++ with no message); one that
 comes back within the grace period is ridden out; ``fsg`` turns the loss into one line and
-exit 75."""
+exit 75. And the session's signal handlers around ``ray.init`` (a stand-in that installs a
+handler as Ray's does): a SIGTERM during it stops the command, and Ray's handler does not
+outlive the session."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -20,6 +26,7 @@ from fsg_ray.distributed import session
 def fresh_state(monkeypatch: pytest.MonkeyPatch) -> None:
     """The session's process state (why the cluster was lost), empty for each test."""
     monkeypatch.setattr(session, "_lost", [])
+    monkeypatch.setattr(session, "_received", [])
 
 
 @pytest.fixture
@@ -100,3 +107,53 @@ def test_fsg_says_the_cluster_was_lost_in_one_line_and_exits_75(
         "for 30 s (gone). What was done is kept (checkpoints, published versions, written "
         "outputs): rerun to resume"
     ]
+
+
+@pytest.fixture
+def fake_ray(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """``ray.init`` installs a SIGTERM handler as Ray's does (``sys.exit(signum)``, through
+    ``ray._private.utils.set_sigterm_handler``, first thing); with ``sigterm`` set it then
+    sends this process SIGTERM and goes on starting. ``returned`` says whether it ran to its
+    end."""
+    state = {"sigterm": False, "returned": False}
+
+    def init(**kwargs: Any) -> None:
+        session.ray._private.utils.set_sigterm_handler(lambda signum, frame: sys.exit(signum))
+        if state["sigterm"]:
+            os.kill(os.getpid(), signal.SIGTERM)
+            wait(0.5)  # Ray's startup goes on; a handler that raised would interrupt it here
+        state["returned"] = True
+
+    monkeypatch.setattr(session.ray, "init", init)
+    monkeypatch.setattr(session.ray, "shutdown", lambda: None)
+    monkeypatch.setattr(session.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(session.console, "quiet_console", lambda ray_dir: None)
+    return state
+
+
+def test_a_sigterm_while_ray_starts_stops_the_command_once_it_started(
+    fake_ray: dict[str, bool],
+) -> None:
+    """Not inside ray.init, where a SystemExit was swallowed (the demo ran on and exited 0)
+    or hung it."""
+    fake_ray["sigterm"] = True
+    with session.stop_on_signals():  # as `fsg demo` runs its whole command
+        outer = signal.getsignal(signal.SIGTERM)
+        # ray:// (Ray Client) is not watched: no cluster to probe here.
+        with pytest.raises(session.Stopped), session.ray_session("ray://127.0.0.1:1"):
+            pytest.fail("the block must not run")
+        assert fake_ray["returned"]
+        assert signal.getsignal(signal.SIGTERM) is outer
+    assert session.received_signal() == signal.SIGTERM
+
+
+def test_rays_sigterm_handler_is_kept_out(fake_ray: dict[str, bool]) -> None:
+    """Else it outlived the session: a SIGTERM while `fsg demo` drew its grids exited 15."""
+    with session.stop_on_signals():
+        outer = signal.getsignal(signal.SIGTERM)
+        with session.ray_session("ray://127.0.0.1:1"):
+            assert signal.getsignal(signal.SIGTERM) is not outer  # the session's own
+        assert signal.getsignal(signal.SIGTERM) is outer
+        with pytest.raises(session.Stopped):
+            os.kill(os.getpid(), signal.SIGTERM)
+            wait(5)
