@@ -95,7 +95,9 @@ def test_no_credentials_in_the_cluster_files() -> None:
 
 
 def manifests() -> dict[str, dict[str, Any]]:
-    return {p.name: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "k8s").glob("*.yaml"))}
+    """The KubeRay manifests (k8s/ also holds the head's NetworkPolicy, tests/cluster/test_k8s)."""
+    found = {p.name: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "k8s").glob("*.yaml"))}
+    return {name: m for name, m in found.items() if m["apiVersion"] == "ray.io/v1"}
 
 
 def entrypoint_files(command: str) -> list[Path]:
