@@ -58,23 +58,26 @@ def register(
 def run(args: argparse.Namespace) -> int:
     """Runs the demo, prints the summary; exit 1 if an entry failed."""
     from fsg_ray.app.demo import run_demo
-    from fsg_ray.distributed import trainer
+    from fsg_ray.distributed import session, trainer
 
     styles = [s for s in args.styles.split(",") if s]
     if args.ablations is None:
         ablate = styles[:1]
     else:
         ablate = [s for s in args.ablations.split(",") if s and s != "none"]
-    result = run_demo(
-        Path(args.out),
-        styles=styles,
-        quick=args.quick,
-        seed=args.seed,
-        s3=args.s3,
-        num_cpus=args.num_cpus,
-        verbose=args.verbose,
-        ablate=ablate,
-    )
+    # SIGTERM while the data is written or the grids are drawn, outside the Ray session,
+    # stops the demo as it does during training (exit 143 and a message), not silently.
+    with session.stop_on_signals():
+        result = run_demo(
+            Path(args.out),
+            styles=styles,
+            quick=args.quick,
+            seed=args.seed,
+            s3=args.s3,
+            num_cpus=args.num_cpus,
+            verbose=args.verbose,
+            ablate=ablate,
+        )
     results = [trainer.StyleResult(**r) for r in result["results"]]
     print(trainer.format_summary(results))
     print(f"registry: {result['registry']}")

@@ -41,7 +41,9 @@ def register(
         "output, generator version, size, seconds). A rerun skips outputs already made by "
         "the same generator version and settings, so a killed job resumes.",
         epilog="Exit status: 0 when every output is ok or skipped, 1 when some failed (listed, "
-        "and in the manifest), 2 for bad arguments, an unknown style or an unreadable URI.",
+        "and in the manifest), 2 for bad arguments, an unknown style or an unreadable URI, 75 "
+        "when the Ray cluster was lost, 143 (130) when stopped by SIGTERM (Ctrl-C); after the "
+        "last two, rerun to make the missing outputs.",
     )
     restyle.add_argument(
         "--config",
@@ -146,17 +148,18 @@ def run(args: argparse.Namespace) -> int:
     o = restyle_options(args)
     cfg = restyle_config(o)
     storage = Storage(StorageOptions.given(o.get("endpoint_url")))
+    # The whole command, not only its Ray session, stops on SIGTERM with exit 143 and a
+    # message: planning a large S3 catalogue (listing every input) can take minutes.
     try:
-        plan = restyle_plan.plan(
-            cfg, storage
-        )  # styles resolved and inputs listed before Ray starts
-        ray_or_none = (
-            session.ray_session(args.address, args.num_cpus)
-            if plan.todo
-            else contextlib.nullcontext()
-        )
-        with ray_or_none:
-            result = restyle.execute(plan, storage)
+        with session.stop_on_signals():
+            plan = restyle_plan.plan(cfg, storage)  # styles and inputs before Ray starts
+            ray_or_none = (
+                session.ray_session(args.address, args.num_cpus)
+                if plan.todo
+                else contextlib.nullcontext()
+            )
+            with ray_or_none:
+                result = restyle.execute(plan, storage)
     except StorageError as e:
         print(f"fsg restyle: error: {e}", file=sys.stderr)
         return 2

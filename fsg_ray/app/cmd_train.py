@@ -19,7 +19,10 @@ def register(
         "style, all at once (styles that do not fit the cluster queue). Each style "
         "checkpoints to <runs>/<catalogue>/<style>/ and is published to the registry when "
         "done. Rerunning the same command resumes unfinished styles and skips published ones. "
-        "Ends with a summary table; exit 1 if any style failed.",
+        "Ends with a summary table.",
+        epilog="Exit status: 0 when every style is published or skipped, 1 when some failed, "
+        "2 for a bad catalogue or argument, 75 when the Ray cluster was lost (rerun to resume), "
+        "143 (130) when stopped by SIGTERM (Ctrl-C; rerun to resume).",
     )
     train.add_argument("config", help="catalogue YAML (see jobs/configs/paper_styles.yaml)")
     train.add_argument("--styles", help="comma-separated subset of the catalogue's styles")

@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from fsg_ray.app import (
     cmd_demo,
@@ -48,10 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
 #: A command stopped by a signal exits with 128 + the signal number, as a shell reports it:
 #: 143 for SIGTERM, 130 for SIGINT (``fsg serve`` exits 0: stopping is how it ends).
 EXIT_STOPPED_BASE = 128
+#: The Ray cluster under the command went away. sysexits.h's EX_TEMPFAIL ("try again later"):
+#: apart from a failed item (1) and a bad argument (2), so a supervisor (a Kubernetes Job's
+#: podFailurePolicy, systemd's RestartForceExitStatus) can rerun the command, which resumes.
+EXIT_CLUSTER_LOST = 75
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs ``fsg``; the exit status: 2 for bad arguments, else the subcommand's."""
+    """Runs ``fsg``; the exit status: 2 for bad arguments, 128 + N when stopped by signal N,
+    75 when the Ray cluster was lost, else the subcommand's."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -62,8 +68,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, LookupError) as e:
         print(f"fsg {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM inside a Ray session (session.Stopped)
-        signum = getattr(e, "signum", None) or _signal_received() or signal.SIGINT
+    except BaseException as e:  # Ctrl-C, SIGTERM in a Ray session (Stopped), ClusterLost
+        lost = _session_state("cluster_lost")
+        if lost is not None:
+            print(
+                f"fsg {args.command}: error: lost the Ray cluster: {lost}. What was done is "
+                "kept (checkpoints, published versions, written outputs): rerun to resume",
+                file=sys.stderr,
+            )
+            return EXIT_CLUSTER_LOST
+        if not isinstance(e, KeyboardInterrupt):
+            raise
+        signum = getattr(e, "signum", None) or _session_state("received_signal") or signal.SIGINT
         print(
             f"fsg {args.command}: stopped by {signal.Signals(signum).name}; what was done is "
             "kept (checkpoints, published versions, written outputs): rerun to resume",
@@ -72,11 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_STOPPED_BASE + signum
 
 
-def _signal_received() -> int | None:
-    """The signal that stopped a Ray session, if one ran (its module is imported only by the
-    commands that use Ray, so ``fsg`` without Ray never imports it)."""
+def _session_state(name: str) -> Any:
+    """``session.received_signal()`` (the signal that stopped a Ray session) or
+    ``session.cluster_lost()`` (why its cluster was declared lost), if a Ray session ran: its
+    module is imported only by the commands that use Ray, so ``fsg`` without Ray never
+    imports it."""
     session = sys.modules.get("fsg_ray.distributed.session")
-    return session.received_signal() if session is not None else None
+    return getattr(session, name)() if session is not None else None
 
 
 if __name__ == "__main__":

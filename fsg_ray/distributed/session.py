@@ -1,18 +1,29 @@
 """The Ray session every command runs in: a cluster's (``--address``, ``RAY_ADDRESS``) or a
-local Ray started for the command's length; and how a command stops on SIGTERM or SIGINT.
+local Ray started for the command's length; how a command stops on SIGTERM or SIGINT; and how
+it ends when the cluster goes away under it.
 
 Kubernetes, systemd and ``ray job stop`` end a process with SIGTERM. ``ray.init`` installs its
 own SIGTERM handler (``sys.exit``), under which a driver died mid-call with Ray's fatal-signal
-trace and left Ray's agents running. So :func:`stop_on_signals` installs ours *after*
-``ray.init``, and a local Ray's processes are tracked by pid and ended on the way out.
+trace and left Ray's agents running. So ``ray.init`` runs with that handler kept out and the
+signals held until it returns, :func:`stop_on_signals` installs ours after it, and a local
+Ray's processes are tracked by pid and ended on the way out.
+
+A cluster that dies (``ray stop`` on the head, a lost head pod) leaves a driver blocked in
+``ray.get`` until Ray's core worker gives up on the GCS (``gcs_rpc_server_reconnect_timeout_s``,
+60 s) and ends the process from C++: exit 1, as for a failed style, and no word from us. So
+:func:`watch_cluster` probes the GCS and the driver's own raylet, and once they have not
+answered for half that timeout raises :class:`ClusterLost` in the main thread, early enough
+for the command to say so and exit with its own code.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +31,7 @@ from types import FrameType
 from typing import Any
 
 import ray
+import ray._private.utils
 import ray.data
 
 from fsg_ray.distributed import console
@@ -28,6 +40,15 @@ log = logging.getLogger(__name__)
 
 #: Seconds a local Ray's processes get to exit after ``ray.shutdown`` before SIGKILL.
 _EXIT_GRACE_S = 10.0
+#: Seconds between two probes of the cluster (:func:`watch_cluster`).
+_PROBE_EVERY_S = 1.0
+#: Ray's GCS reconnect timeout (its config key with Ray's ``RAY_`` prefix, lower case and
+#: all), and its default.
+_RAY_GCS_RECONNECT_VAR = "RAY_gcs_rpc_server_reconnect_timeout_s"
+_RAY_GCS_RECONNECT_S = 60.0
+#: Why the cluster was declared lost (set by :func:`watch_cluster`'s thread, read by the
+#: signal handler it triggers). Process state, as :data:`_received` is.
+_lost: list[str] = []
 #: The signals received under :func:`stop_on_signals`, in order. Process state, as a signal
 #: is: libraries on the way up (Ray Train) may re-raise a bare KeyboardInterrupt in place of
 #: :class:`Stopped`, and the command still has to say which signal stopped it.
@@ -57,6 +78,17 @@ class Stopped(KeyboardInterrupt):
         return f"stopped by {signal.Signals(self.signum).name}"
 
 
+class ClusterLost(KeyboardInterrupt):
+    """The Ray cluster under the command stopped answering; raised in the main thread by
+    :func:`watch_cluster`.
+
+    A ``KeyboardInterrupt``, as :class:`Stopped` is: no ``except Exception`` on the way up
+    may take it for a failure of the work it interrupts, and only a KeyboardInterrupt gets
+    out of a blocked ``ray.get`` (which raises a bare one in its place: the reason is kept
+    in :func:`cluster_lost`).
+    """
+
+
 @contextlib.contextmanager
 def ray_session(
     address: str | None = None,
@@ -69,7 +101,9 @@ def ray_session(
     A Ray that is already initialised (a notebook, a test session) is used as it is. A new
     local Ray runs the dashboard: Ray Train's monitors query its state API. The processes of
     a local Ray started here are ended when the block exits, however it exits. Inside the
-    block SIGTERM and SIGINT raise :class:`Stopped` (:func:`stop_on_signals`).
+    block SIGTERM and SIGINT raise :class:`Stopped` (:func:`stop_on_signals`), and a cluster
+    that stops answering raises :class:`ClusterLost` (:func:`watch_cluster`; not under Ray
+    Client, ``ray://``, which reports a lost connection itself).
 
     Args:
         address: A cluster's address; None starts a local Ray (unless ``RAY_ADDRESS``).
@@ -87,11 +121,12 @@ def ray_session(
     if not verbose:  # before ray.init: it logs the dashboard's address at INFO
         console.quiet_console(RAY_DIR)
     env = {**console.runtime_env_vars(verbose), **(env_vars or {})}
-    ray.init(runtime_env={"env_vars": env}, **kwargs)
-    # Every epoch of every shard would draw a progress bar.
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    client = (address or "").startswith("ray://")
     try:
-        with stop_on_signals():
+        _init(runtime_env={"env_vars": env}, **kwargs)
+        # Every epoch of every shard would draw a progress bar.
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        with stop_on_signals(), contextlib.nullcontext() if client else watch_cluster():
             yield
     finally:
         started = [] if address else descendants(os.getpid())
@@ -99,17 +134,50 @@ def ray_session(
         end_processes(started)
 
 
+def _init(**kwargs: Any) -> None:
+    """``ray.init``, with SIGTERM and SIGINT held until it returns: one that came during it
+    then raises :class:`Stopped`.
+
+    ray.init installs its own SIGTERM handler (``sys.exit``) first thing. A SystemExit raised
+    at a random point of its startup was seen to be swallowed (the demo ran on to the end
+    and exited 0) or to hang it, and one that got out exited 15. So for the call Ray's
+    installer is bypassed and a handler that only notes the signal stays in place.
+    """
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = {s: signal.signal(s, hold) for s in (signal.SIGTERM, signal.SIGINT)}
+    installer = ray._private.utils.set_sigterm_handler
+    ray._private.utils.set_sigterm_handler = lambda handler: None
+    try:
+        ray.init(**kwargs)
+    finally:
+        ray._private.utils.set_sigterm_handler = installer
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        _received.append(held[0])
+        log.warning("received %s while Ray started: stopping", signal.Signals(held[0]).name)
+        raise Stopped(held[0])
+
+
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
     """For the block, SIGTERM and SIGINT raise :class:`Stopped` in the main thread (so the
     work unwinds through its ``finally`` blocks: checkpoints kept, Ray shut down) and set the
-    yielded event (for a loop that waits on it). Enter it after ``ray.init``."""
+    yielded event (for a loop that waits on it). Enter it after a bare ``ray.init`` (which
+    installs a SIGTERM handler of its own), or around a :func:`ray_session` (which keeps
+    Ray's out): then a signal before Ray starts or after it stopped stops the command too."""
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             return  # one unwind is enough; a second signal must not interrupt the cleanup
         stop.set()
+        if _lost:  # not a signal from outside: watch_cluster's thread, through interrupt_main
+            raise ClusterLost(_lost[0])
         _received.append(signum)
         log.warning("received %s: stopping", signal.Signals(signum).name)
         raise Stopped(signum)
@@ -120,6 +188,86 @@ def stop_on_signals() -> Iterator[threading.Event]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def watch_cluster(
+    lost_after_s: float | None = None, every_s: float = _PROBE_EVERY_S
+) -> Iterator[None]:
+    """For the block, a thread probes the cluster's GCS and this driver's raylet (a TCP
+    connect to each); when either has not answered for ``lost_after_s``, :class:`ClusterLost`
+    is raised in the main thread (through the handler of :func:`stop_on_signals`, so enter
+    this inside it). Enter it after ``ray.init``, not under Ray Client.
+
+    Args:
+        lost_after_s: Default: half of Ray's ``RAY_gcs_rpc_server_reconnect_timeout_s`` (60 s
+            unless set), so a GCS restart (KubeRay's GCS fault tolerance) shorter than that is
+            ridden out, and the command still ends before Ray's core worker ends it, silently,
+            at the full timeout.
+        every_s: Seconds between probes.
+    """
+    if lost_after_s is None:
+        ray_s = os.environ.get(_RAY_GCS_RECONNECT_VAR, _RAY_GCS_RECONNECT_S)
+        lost_after_s = float(ray_s) / 2
+    done = threading.Event()
+    args = (_endpoints(), lost_after_s, every_s, done)
+    thread = threading.Thread(target=_watch, args=args, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _endpoints() -> dict[str, tuple[str, int]]:
+    """The GCS's and this node's raylet's (host, port) by name."""
+    host, _, port = ray.get_runtime_context().gcs_address.rpartition(":")
+    found = {"GCS": (host, int(port))}
+    node_id = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():
+        if node["NodeID"] == node_id:
+            found["raylet"] = (node["NodeManagerAddress"], int(node["NodeManagerPort"]))
+    return found
+
+
+def _watch(
+    endpoints: dict[str, tuple[str, int]],
+    lost_after_s: float,
+    every_s: float,
+    done: threading.Event,
+) -> None:
+    """Probes ``endpoints`` every ``every_s`` until ``done``; once one has not answered for
+    ``lost_after_s``, records why and interrupts the main thread (as SIGTERM would, so a
+    main thread blocked in ``ray.get`` wakes up too: Ray checks for signals while it waits)."""
+    answered = dict.fromkeys(endpoints, time.monotonic())
+    while not done.wait(every_s):
+        now = time.monotonic()
+        for name, (host, port) in endpoints.items():
+            if _answers(host, port, timeout_s=every_s):
+                answered[name] = now
+            elif now - answered[name] >= lost_after_s:
+                _lost.append(
+                    f"its {name} at {host}:{port} has not answered for {lost_after_s:g} s "
+                    "(the cluster was stopped, or died)"
+                )
+                log.debug("%s", _lost[-1])
+                _thread.interrupt_main(signal.SIGTERM)
+                return
+
+
+def _answers(host: str, port: int, timeout_s: float) -> bool:
+    """Whether something accepts a TCP connection at ``host:port`` within ``timeout_s``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def cluster_lost() -> str | None:
+    """Why :func:`watch_cluster` declared the cluster lost, or None."""
+    return _lost[0] if _lost else None
 
 
 def descendants(pid: int) -> list[int]:

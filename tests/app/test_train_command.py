@@ -1,5 +1,8 @@
 """``fsg train`` as a process: SIGTERM mid-run stops it with exit 143 and a message, shuts its
-Ray down with no process left, and a rerun resumes from the checkpoint and publishes."""
+Ray down with no process left, and a rerun resumes from the checkpoint and publishes. A Ray
+cluster that dies under it (its head's GCS and raylet killed) ends it with one line and exit
+75 (before issue 16: exit 1, the same as a failed style, after Ray's 60 s GCS timeout, with
+no word from fsg), and a rerun resumes."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import small_dataset, tiny_config
+from ray_head import ray_head
 
 from fsg_ray import config
 from fsg_ray.distributed import trainer
@@ -25,12 +29,12 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).parents[2]
 
 
-def catalogue(tmp_path: Path) -> tuple[Path, config.CatalogueConfig]:
+def catalogue(tmp_path: Path, global_steps: int = 60) -> tuple[Path, config.CatalogueConfig]:
     """One style, long enough to be stopped mid-run, checkpointing every 5 steps."""
     data = small_dataset(tmp_path / "data", seed=1, n_full=8)
     train = config.override(
         tiny_config(),
-        schedule={"gan_init_steps": 6, "global_steps": 60, "patch_steps": 4},
+        schedule={"gan_init_steps": 6, "global_steps": global_steps, "patch_steps": 4},
     )
     train = config.override(train, schedule={"checkpoint_every": 5, "sample_every": 1000})
     cat = config.catalogue_from_dict(
@@ -54,13 +58,24 @@ def catalogue(tmp_path: Path) -> tuple[Path, config.CatalogueConfig]:
     return path, cat
 
 
-def fsg_train(path: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("RAY_ADDRESS", None)
-    cmd = [sys.executable, "-m", "fsg_ray.app.main", "train", str(path), "--num-cpus", "2"]
+def fsg_train(path: Path, *ray: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``fsg train path`` on a local Ray of 2 CPUs, or on the cluster that ``ray`` names."""
+    env = {**(env or os.environ), "PYTHONPATH": str(ROOT)}
+    if not ray:
+        env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "-m", "fsg_ray.app.main", "train", str(path)]
+    cmd += list(ray or ("--num-cpus", "2"))
     return subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists() and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.2)
+    assert path.exists(), f"no {path.name} written in {timeout_s:.0f} s"
 
 
 def test_sigterm_mid_run_exits_143_and_a_rerun_resumes(tmp_path: Path) -> None:
@@ -69,11 +84,7 @@ def test_sigterm_mid_run_exits_143_and_a_rerun_resumes(tmp_path: Path) -> None:
     proc = fsg_train(path)
     started: list[int] = []
     try:
-        deadline = time.monotonic() + 400
-        while not checkpoint.exists() and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[0][-3000:]
-            time.sleep(0.5)
-        assert checkpoint.exists(), "no checkpoint written"
+        wait_for(checkpoint, proc, 400)
         started = descendants(proc.pid)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
@@ -91,3 +102,35 @@ def test_sigterm_mid_run_exits_143_and_a_rerun_resumes(tmp_path: Path) -> None:
     out, _ = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, out[-3000:]
     assert list(registry.list_styles(Storage(), cat.storage.registry)) == ["dots"]
+
+
+def test_a_lost_cluster_is_said_in_one_line_exits_75_and_a_rerun_resumes(tmp_path: Path) -> None:
+    path, cat = catalogue(tmp_path, global_steps=30)  # the cluster is lost at step 5
+    checkpoint = Path(join(trainer.run_uri(cat, "dots"), trainer.CHECKPOINT))
+    with ray_head() as head:
+        # fsg gives up after half of Ray's GCS timeout: 5 s here, 30 s by default.
+        env = {**head.env, "RAY_gcs_rpc_server_reconnect_timeout_s": "10"}
+        proc = fsg_train(path, "--address", head.address, env=env)
+        try:
+            wait_for(checkpoint, proc, 60)
+            # The head dies at once, as a lost head pod or `ray stop` on it: its GCS and
+            # raylet are killed (by pid: this head's only), `ray start --block` ends the rest.
+            for pid in descendants(head.proc.pid):
+                if Path(f"/proc/{pid}/comm").read_text().strip() in ("gcs_server", "raylet"):
+                    os.kill(pid, signal.SIGKILL)
+            lost_at = time.monotonic()
+            out, _ = proc.communicate(timeout=40)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 75, out[-3000:]
+    assert time.monotonic() - lost_at < 30
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("fsg train: error: lost the Ray cluster: its "), out[-3000:]
+    assert "rerun to resume" in last and "Traceback" not in out
+    rerun = fsg_train(path)
+    out, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, out[-3000:]
+    starts = registry.resolve(Storage(), cat.storage.registry, "dots").metadata["starts"]
+    assert starts[0] == 0 and starts[-1] > 0  # resumed from the checkpoint, not from step 0

@@ -7,16 +7,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import secrets
 import shlex
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +19,13 @@ import jsonschema
 import pytest
 import torch
 import yaml
+from ray_head import BIN, ray_head
 
 from fsg_ray.config import load_catalogue
 from fsg_ray.io import registry
 from fsg_ray.io.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
 def ray_schema() -> dict[str, Any]:
@@ -102,7 +95,9 @@ def test_no_credentials_in_the_cluster_files() -> None:
 
 
 def manifests() -> dict[str, dict[str, Any]]:
-    return {p.name: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "k8s").glob("*.yaml"))}
+    """The KubeRay manifests (k8s/ also holds the head's NetworkPolicy, tests/cluster/test_k8s)."""
+    found = {p.name: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "k8s").glob("*.yaml"))}
+    return {name: m for name, m in found.items() if m["apiVersion"] == "ray.io/v1"}
 
 
 def entrypoint_files(command: str) -> list[Path]:
@@ -163,58 +158,19 @@ def test_job_configs_load() -> None:
 # ---------------------------------------------------------------- a real head and a job
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.fixture(scope="module")
 def head() -> Iterator[dict[str, str]]:
-    """A Ray head on 127.0.0.1 (``ray start --head --block``), token auth on; its client env.
-
-    Every port is chosen free, so it runs beside the test session's own Ray. The session dir is
-    short: Ray's socket paths must fit in 107 characters.
-    """
-    gcs, dash, *agent = free_ports(7)
-    temp = tempfile.mkdtemp(prefix="fsgh-", dir="/tmp")
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # the job's `python` is this venv's
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(16),
-        "RAY_ADDRESS": f"127.0.0.1:{gcs}",  # two Rays on this machine: name this one
-    }
-    cmd = [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1"]
-    cmd += [f"--port={gcs}", "--num-cpus=2", "--disable-usage-stats", f"--temp-dir={temp}"]
-    cmd += ["--dashboard-host=127.0.0.1", f"--dashboard-port={dash}"]
-    names = [
-        "dashboard-agent-listen",
-        "dashboard-agent-grpc",
-        "metrics-export",
-        "runtime-env-agent",
-    ]
-    cmd += [f"--{n}-port={p}" for n, p in zip(names, agent, strict=False)]
-    cmd += [f"--ray-client-server-port={agent[4]}"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    client = {**env, "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{dash}"}
-    try:
-        wait_for_jobs_api(client, proc)
+    """A Ray head on 127.0.0.1 (:func:`ray_head.ray_head`, token auth on); its client env."""
+    with ray_head() as h:
+        client = {**h.env, "RAY_API_SERVER_ADDRESS": h.dashboard}
+        wait_for_jobs_api(client, h.proc)
         yield client
-    finally:
-        proc.send_signal(signal.SIGTERM)  # --block: stops every process of this head
-        proc.wait(timeout=60)
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def wait_for_jobs_api(client: dict[str, str], proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        assert proc.poll() is None, "the Ray head exited"
         done = subprocess.run([str(BIN / "ray"), "job", "list"], env=client, capture_output=True)
         if done.returncode == 0:
             return
