@@ -247,6 +247,7 @@ class Decoder(nn.Module):
             ]
         last = nn.Conv2d(channels[-1], 3, 3, padding=1, padding_mode="replicate")
         if residual:
+            assert last.bias is not None  # Conv2d's default bias=True
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
         # The output's sigmoid sits outside ``net``: it has no parameters, so decoder state
