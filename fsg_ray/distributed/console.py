@@ -10,10 +10,14 @@ Where the noise comes from, and where it is stopped:
   filters the console handlers (never the file handlers) of the worker and of the driver.
 - Ray Data logs its execution plans (INFO) on the driver, and, in every process where it
   runs, a warning that progress bars are disabled: we disable them on purpose.
-- Not stopped: Ray's C++ core worker writes its own error lines to stderr (e.g. Ray
-  Train's ``PreemptionWatcher`` actor arguments kept in the object store). Lowering
-  ``RAY_BACKEND_LOG_LEVEL`` would hide real errors and makes every worker print that it was
-  set, so they stay.
+- Ray's C++ raylet and core workers write their own lines to their log files, and the
+  driver echoes them as ``(raylet) ...`` and ``(TrainController pid=...) ...`` lines. Two
+  kinds are known noise in a run that trains several entries at once: the raylet's
+  "N PYTHON worker processes have been started" (every entry starts its own actors, by
+  design) and Ray Train's ``PreemptionWatcher`` "has constructor arguments in the object
+  store" notice. :func:`drop_noise_lines` removes exactly those from what the driver echoes
+  (``session.quiet_streams``); every other line, errors included, is shown. Lowering
+  ``RAY_BACKEND_LOG_LEVEL`` instead would hide real errors.
 
 Standard library only: the filter is installed in processes that imported Ray already.
 """
@@ -22,11 +26,24 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 #: Our own messages; a library logger's name never starts with this.
 OURS = "fsg_ray"
 #: Ray Data's notice about the progress bars we switched off (distributed/session.py).
 _PROGRESS_BARS_OFF = "Progress bars disabled"
+
+
+#: Lines of Ray's C++ processes that are known noise (see the module docstring).
+NOISE_LINES = (
+    re.compile(r"PYTHON worker processes have been started on node"),
+    re.compile(r"Actor with class name: 'PreemptionWatcher' .* has constructor arguments"),
+)
+
+
+def drop_noise_lines(lines: list[str]) -> list[str]:
+    """``lines`` without those matching :data:`NOISE_LINES`."""
+    return [line for line in lines if not any(p.search(line) for p in NOISE_LINES)]
 
 
 class LibraryNoise(logging.Filter):

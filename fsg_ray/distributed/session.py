@@ -124,6 +124,8 @@ def ray_session(
     client = (address or "").startswith("ray://")
     try:
         _init(runtime_env={"env_vars": env}, **kwargs)
+        if not verbose:
+            quiet_streams()
         # Every epoch of every shard would draw a progress bar.
         ray.data.DataContext.get_current().enable_progress_bars = False
         with stop_on_signals(), contextlib.nullcontext() if client else watch_cluster():
@@ -132,6 +134,32 @@ def ray_session(
         started = [] if address else descendants(os.getpid())
         ray.shutdown()
         end_processes(started)
+
+
+def quiet_streams() -> None:
+    """Filters what the driver echoes of Ray's processes' output through
+    :func:`console.drop_noise_lines`.
+
+    Ray has no public hook for this: the echo is a handler (``ray_print_logs``) of
+    ``ray._private.ray_logging.global_worker_stdstream_dispatcher``, which each batch of lines
+    passes through. Wrapping that handler drops the known noise before Ray's own printing
+    and deduplication. Should a Ray upgrade rename it, nothing is filtered and nothing breaks
+    (tests/distributed/test_console.py notices).
+    """
+    from ray._private import ray_logging
+
+    dispatcher = ray_logging.global_worker_stdstream_dispatcher
+    with dispatcher._lock:
+        for i, (name, handler) in enumerate(dispatcher.handlers):
+            if name == "ray_print_logs" and not getattr(handler, "fsg_quiet", False):
+
+                def quiet(data: dict[str, Any], echo: Any = handler) -> None:
+                    lines = console.drop_noise_lines(list(data.get("lines", [])))
+                    if lines:
+                        echo({**data, "lines": lines})
+
+                quiet.fsg_quiet = True  # type: ignore[attr-defined]
+                dispatcher.handlers[i] = (name, quiet)
 
 
 def _init(**kwargs: Any) -> None:

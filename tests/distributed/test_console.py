@@ -86,3 +86,35 @@ def test_train_console_shows_progress_and_summary_not_rays_reports(tmp_path: Pat
     verbose = _train(tmp_path, "verbose", "--verbose")
     assert "[stripes] patch 4/4 | 18/18 |" in verbose
     assert "Reporting training result" in verbose
+
+
+def test_known_ray_noise_lines_are_dropped_and_every_other_line_kept() -> None:
+    raylet = (
+        "WARNING: 8 PYTHON worker processes have been started on node: a94 with address: "
+        "192.0.2.2, which is 4x the maximum expected startup concurrency (2)."
+    )
+    watcher = (
+        "[2026-11-30 07:14:51,246 E 1340 1396] core_worker.cc:2465: Actor with class name: "
+        "'PreemptionWatcher' and ID: '7d6c' has constructor arguments in the object store"
+    )
+    real = "[2026-11-30 07:14:51,246 E 1340 1396] core_worker.cc:99: Actor died: out of memory"
+    ours = "[stripes] gan 24/80 | 24/520 | gan_d 1.25"
+    assert console.drop_noise_lines([raylet, ours, watcher, real]) == [ours, real]
+
+
+def test_quiet_streams_wraps_rays_echo_of_worker_lines(monkeypatch) -> None:
+    """The private hook the driver's echo goes through is still there and gets filtered."""
+    from ray._private import ray_logging
+
+    from fsg_ray.distributed import session
+
+    dispatcher = ray_logging.WorkerStandardStreamDispatcher()
+    monkeypatch.setattr(ray_logging, "global_worker_stdstream_dispatcher", dispatcher)
+    echoed: list[list[str]] = []
+    dispatcher.add_handler("ray_print_logs", lambda data: echoed.append(data["lines"]))
+    session.quiet_streams()
+    session.quiet_streams()  # idempotent: wrapped once
+    dispatcher.emit({"lines": ["WARNING: 8 PYTHON worker processes have been started on node"]})
+    dispatcher.emit({"lines": ["a real line", "WARNING: 3 PYTHON worker processes have been "
+                               "started on node: x"], "pid": "raylet"})  # fmt: skip
+    assert echoed == [["a real line"]]
