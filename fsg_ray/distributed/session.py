@@ -137,29 +137,39 @@ def ray_session(
 
 
 def quiet_streams() -> None:
-    """Filters what the driver echoes of Ray's processes' output through
+    """Filters what the driver echoes of Ray's processes through
     :func:`console.drop_noise_lines`.
 
-    Ray has no public hook for this: the echo is a handler (``ray_print_logs``) of
-    ``ray._private.ray_logging.global_worker_stdstream_dispatcher``, which each batch of lines
-    passes through. Wrapping that handler drops the known noise before Ray's own printing
-    and deduplication. Should a Ray upgrade rename it, nothing is filtered and nothing breaks
-    (tests/distributed/test_console.py notices).
+    Ray has no public hook for this. Its processes' output reaches the console two ways,
+    both through ``ray._private.worker.print_to_stdstream``: worker and actor log lines via
+    the ``ray_print_logs`` handler of ``ray_logging.global_worker_stdstream_dispatcher`` (a
+    partial of that function, bound when Ray starts), and the raylet's messages to the
+    driver (e.g. the worker-count warning) via ``listen_error_messages``, which looks the
+    function up at each call. Both are wrapped. Should a Ray upgrade rename either, nothing
+    is filtered and nothing breaks (tests/distributed/test_console.py notices).
     """
     from ray._private import ray_logging
+    from ray._private import worker as ray_worker
 
+    def quieted(echo: Any) -> Any:
+        if getattr(echo, "fsg_quiet", False):
+            return echo
+
+        def quiet(data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+            lines = console.drop_noise_lines(list(data.get("lines", [])))
+            if lines:
+                echo({**data, "lines": lines}, *args, **kwargs)
+
+        quiet.fsg_quiet = True  # type: ignore[attr-defined]
+        return quiet
+
+    ray_worker.print_to_stdstream = quieted(ray_worker.print_to_stdstream)
     dispatcher = ray_logging.global_worker_stdstream_dispatcher
     with dispatcher._lock:
-        for i, (name, handler) in enumerate(dispatcher.handlers):
-            if name == "ray_print_logs" and not getattr(handler, "fsg_quiet", False):
-
-                def quiet(data: dict[str, Any], echo: Any = handler) -> None:
-                    lines = console.drop_noise_lines(list(data.get("lines", [])))
-                    if lines:
-                        echo({**data, "lines": lines})
-
-                quiet.fsg_quiet = True  # type: ignore[attr-defined]
-                dispatcher.handlers[i] = (name, quiet)
+        dispatcher.handlers = [
+            (name, quieted(handler) if name == "ray_print_logs" else handler)
+            for name, handler in dispatcher.handlers
+        ]
 
 
 def _init(**kwargs: Any) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import subprocess
@@ -102,19 +103,27 @@ def test_known_ray_noise_lines_are_dropped_and_every_other_line_kept() -> None:
     assert console.drop_noise_lines([raylet, ours, watcher, real]) == [ours, real]
 
 
-def test_quiet_streams_wraps_rays_echo_of_worker_lines(monkeypatch) -> None:
-    """The private hook the driver's echo goes through is still there and gets filtered."""
+def test_quiet_streams_wraps_both_ways_ray_echoes_its_processes(monkeypatch) -> None:
+    """The private hooks the driver's echo goes through are still there and get filtered:
+    worker log lines (the dispatcher's handler) and the raylet's messages to the driver
+    (``print_to_stdstream``, called by ``listen_error_messages``)."""
     from ray._private import ray_logging
+    from ray._private import worker as ray_worker
 
     from fsg_ray.distributed import session
 
+    assert "print_to_stdstream(" in inspect.getsource(ray_worker.listen_error_messages)
+    echoed: list[list[str]] = []
+    monkeypatch.setattr(ray_worker, "print_to_stdstream", lambda data, **kw: echoed.append(
+        data["lines"]))  # fmt: skip
     dispatcher = ray_logging.WorkerStandardStreamDispatcher()
     monkeypatch.setattr(ray_logging, "global_worker_stdstream_dispatcher", dispatcher)
-    echoed: list[list[str]] = []
     dispatcher.add_handler("ray_print_logs", lambda data: echoed.append(data["lines"]))
     session.quiet_streams()
     session.quiet_streams()  # idempotent: wrapped once
-    dispatcher.emit({"lines": ["WARNING: 8 PYTHON worker processes have been started on node"]})
-    dispatcher.emit({"lines": ["a real line", "WARNING: 3 PYTHON worker processes have been "
-                               "started on node: x"], "pid": "raylet"})  # fmt: skip
-    assert echoed == [["a real line"]]
+    noise = "WARNING: 8 PYTHON worker processes have been started on node: x"
+    dispatcher.emit({"lines": [noise]})
+    dispatcher.emit({"lines": ["a real line", noise], "pid": "TrainController"})
+    ray_worker.print_to_stdstream({"lines": [noise], "pid": "raylet"}, ignore_prefix=False)
+    ray_worker.print_to_stdstream({"lines": ["raylet: real"], "pid": "raylet"}, ignore_prefix=False)
+    assert echoed == [["a real line"], ["raylet: real"]]
