@@ -126,6 +126,9 @@ def model_card(found: registry.PublishedVersion, fmt: str, registry_uri: str) ->
         "padding": f"reflect (replicate below {ENCODER_STRIDE} px) to multiples of "
         f"{ENCODER_STRIDE} at the bottom and right, cropped back: any height and width",
         "tolerance": "matches fsg restyle's generator output within 1 grey level per pixel",
+        # model.output: "residual" generators add a learned change to the input inside the
+        # graph; the contract above is the same for both.
+        "generator_output": meta.get("config", {}).get("model", {}).get("output", "image"),
     }
 
 

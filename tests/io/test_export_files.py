@@ -48,6 +48,7 @@ def test_export_writes_the_model_and_its_card(reg: str, vgg: VGGWeights, tmp_pat
     assert card["vgg_weights"] == "random:0" and card["vgg_fingerprint"] == vgg.fingerprint
     assert card["input"]["dtype"] == card["output"]["dtype"] == "uint8"
     assert card["torch_version"] == torch.__version__
+    assert card["generator_output"] == "image"  # no config in this metadata: the paper's
     assert "# Fashion Style Generator: dots v1" in Path(done.card_md).read_text()
     batch = np.random.default_rng(0).integers(0, 256, (2, 19, 30, 3), dtype=np.uint8)
     (got,) = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(
