@@ -10,9 +10,12 @@ machine's other Ray processes (other users, the test session's own Ray) never do
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
@@ -62,3 +65,29 @@ def describe(pids: list[int]) -> list[str]:
         except OSError:
             names.append(f"{pid} (gone)")
     return names
+
+
+def sigterm_when(
+    args: list[str], ready: Callable[[], bool], timeout_s: float, poll_s: float = 0.05
+) -> tuple[int, str, list[int]]:
+    """Runs ``fsg ARGS`` (:func:`fsg`), sends it SIGTERM once ``ready()``; returns the exit
+    status, what it said, and the pids of its run still running after it exited (each then
+    killed, so that a failing test leaves nothing behind)."""
+    marker = new_marker()
+    proc = fsg(*args, marker=marker)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            time.sleep(poll_s)
+        assert ready(), f"not ready in {timeout_s:.0f} s"
+        proc.send_signal(signal.SIGTERM)
+        said, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # the test failed: end the command and its Ray, by pid
+            proc.kill()
+            proc.communicate()
+        left = marked(marker)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    return proc.returncode, said, left

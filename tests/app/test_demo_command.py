@@ -5,13 +5,10 @@ the process with no word)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
-from processes import describe, fsg, marked, new_marker
+from processes import describe, sigterm_when
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -19,24 +16,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def stop_when(path: Path, out: Path, timeout_s: float = 180) -> tuple[int, str, list[int]]:
     """Runs ``fsg demo --quick``, sends SIGTERM once ``path`` exists; the exit status, what it
     said, and the processes of the run still running after it exited."""
-    marker = new_marker()
-    proc = fsg("demo", "--out", str(out), "--quick", "--num-cpus", "2", marker=marker)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not path.exists() and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[0][-3000:]
-            time.sleep(0.05)
-        assert path.exists(), f"no {path} in {timeout_s:.0f} s"
-        proc.send_signal(signal.SIGTERM)
-        said, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:  # the test failed: end fsg demo and its Ray, by pid
-            proc.kill()
-            proc.communicate()
-        left = marked(marker)
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
-    return proc.returncode, said, left
+    args = ["demo", "--out", str(out), "--quick", "--num-cpus", "2"]
+    return sigterm_when(args, path.exists, timeout_s)
 
 
 def test_sigterm_while_training_exits_143_and_leaves_no_process(tmp_path: Path) -> None:

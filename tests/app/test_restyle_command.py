@@ -4,15 +4,12 @@ finished ones."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import time
 from pathlib import Path
 
 import pytest
 from conftest import tiny_registry
-from processes import describe, fsg, marked, new_marker
+from processes import describe, fsg, new_marker, sigterm_when
 
 from fsg_ray.core.models import VGGWeights
 from fsg_ray.io import synthetic
@@ -46,24 +43,8 @@ def test_sigterm_mid_run_exits_143_and_a_rerun_skips_the_finished(
     out = tmp_path / "out"
     args = ["restyle", "--registry", reg, "--styles", "all", "--input", str(photos(tmp_path))]
     args += ["--output", str(out), "--num-cpus", "2"]
-    marker = new_marker()
-    proc = fsg(*args, marker=marker)
-    try:
-        deadline = time.monotonic() + 120
-        while not outputs(out) and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[0][-3000:]
-            time.sleep(0.1)
-        assert outputs(out), "no output written"
-        proc.send_signal(signal.SIGTERM)
-        said, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:  # the test failed: end fsg restyle and its Ray, by pid
-            proc.kill()
-            proc.communicate()
-        left = marked(marker)
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
-    assert proc.returncode == 143, said[-3000:]
+    code, said, left = sigterm_when(args, lambda: bool(outputs(out)), 120, poll_s=0.1)
+    assert code == 143, said[-3000:]
     assert "stopped by SIGTERM" in said and "rerun to resume" in said
     assert not left, describe(left)
     done = outputs(out)
