@@ -470,8 +470,11 @@ def render(r: dict[str, Any]) -> str:
             f"- 5xx other than 503: {r['five_xx_other_than_503']}; mixed-up outputs: "
             f"{r['mixed_up']}; answers outside the expected set: {r['unexpected']} "
             f"{r['unexpected_examples'][:3]}.",
-            f"- Summed RSS of the local Ray's processes: {r['rss_after_warmup_mb']} MB after "
-            f"warm-up, peak {r['rss_peak_mb']} MB, {r['rss_end_mb']} MB at the end.",
+            f"- Good answers per style and version: {r['versions_answered']}.",
+            f"- Summed RSS of the local Ray's processes (Serve's proxy and replicas, Ray's "
+            f"daemons): {r['rss_after_warmup_mb']} MB after warm-up (20 % of the run), "
+            f"{r['rss_mb_at_quarters']} MB at 25/50/75 %, {r['rss_end_mb']} MB at the end, "
+            f"peak {r['rss_peak_mb']} MB.",
             f"- Goal (zero 500s, zero mixed-up outputs): {'met' if ok else 'missed'}. "
             f"Load average at the end: {r['load_average']}.",
         ]
