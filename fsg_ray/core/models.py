@@ -263,8 +263,10 @@ class Decoder(nn.Module):
         if self.residual:
             if x is None:
                 raise ValueError("a residual decoder needs the input image x")
-            x = x.clamp(self.eps, 1 - self.eps)
-            y = y + (torch.log(x) - torch.log1p(-x)).to(y.dtype)  # + logit(x)
+            # In fp32 even under bf16 autocast: the input's detail rides on logit(x), and
+            # bf16's 8 bits of mantissa would cost it about a grey level.
+            x = x.float().clamp(self.eps, 1 - self.eps)
+            y = y.float() + (torch.log(x) - torch.log1p(-x))  # + logit(x)
         return torch.sigmoid(y)
 
 
