@@ -100,7 +100,9 @@ def register(
         choices=list(RUNTIMES),
         default=None,
         help="run the generators in torch or ONNX Runtime (CPU, the actor's CPUs as threads); "
-        "auto: onnx on a CPU-only machine, torch with CUDA (default: auto)",
+        "auto: onnx on a CPU-only machine, torch with CUDA; onnx-int8: int8 on the CPU, "
+        "calibrated on the job's first photos, per style only where it keeps fsg eval's "
+        "metrics (default: auto)",
     )
     restyle.set_defaults(func=run)
 

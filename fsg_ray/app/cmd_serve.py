@@ -11,7 +11,7 @@ import sys
 
 from fsg_ray.app.options import Parents
 from fsg_ray.config import ServeConfig, from_dict, options_with_flags
-from fsg_ray.config.runtime import RUNTIMES
+from fsg_ray.config.runtime import SERVE_RUNTIMES
 from fsg_ray.io.storage import StorageError
 
 #: The options of ``fsg serve`` that go into its :class:`~fsg_ray.config.ServeConfig`.
@@ -49,7 +49,7 @@ def register(
     )
     serve.add_argument(
         "--runtime",
-        choices=list(RUNTIMES),
+        choices=list(SERVE_RUNTIMES),
         default=None,
         help="run the generators in torch or ONNX Runtime (CPU, replica_cpus threads); "
         "auto: onnx on a CPU-only machine, torch with CUDA (default: auto)",

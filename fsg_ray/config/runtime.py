@@ -4,15 +4,23 @@
 (:mod:`fsg_ray.core.export`) and runs it in ONNX Runtime on the CPU, with as many threads as
 the actor or replica has CPUs; ``auto`` (the default) is ``onnx`` on a CPU-only machine and
 ``torch`` where CUDA is present. Measured in docs/benchmarks.md ("ONNX Runtime vs PyTorch").
+
+``onnx-int8`` (``fsg restyle`` only) quantises each style's generator to int8 on the CPU,
+calibrated on the job's own photos, and keeps a style in fp32 ONNX when int8 moves its
+outputs beyond ``fsg eval``'s bounds (:mod:`fsg_ray.io.quantize`); on CUDA it is ``torch``.
+Online serving has no photos to calibrate on before its first request, so ``fsg serve``
+refuses it.
 """
 
 from __future__ import annotations
 
 from fsg_ray.config.errors import require
 
-RUNTIMES = ("auto", "torch", "onnx")
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
+#: The runtimes of ``fsg serve`` (no calibration photos there).
+SERVE_RUNTIMES = ("auto", "torch", "onnx")
 
 
-def check_runtime(key: str, runtime: str) -> None:
-    """Raises :class:`ConfigError` at ``key`` unless ``runtime`` is one of :data:`RUNTIMES`."""
-    require(runtime in RUNTIMES, key, f"{runtime!r} is not one of {', '.join(RUNTIMES)}")
+def check_runtime(key: str, runtime: str, allowed: tuple[str, ...] = RUNTIMES) -> None:
+    """Raises :class:`ConfigError` at ``key`` unless ``runtime`` is one of ``allowed``."""
+    require(runtime in allowed, key, f"{runtime!r} is not one of {', '.join(allowed)}")

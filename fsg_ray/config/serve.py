@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from fsg_ray.config.errors import check_endpoint, check_uri, require
-from fsg_ray.config.runtime import check_runtime
+from fsg_ray.config.runtime import SERVE_RUNTIMES, check_runtime
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,9 @@ class ServeConfig:
         retry_after_s: The ``Retry-After`` of a 503.
         replica_cpus: CPUs each generator replica reserves.
         replica_gpus: GPUs each generator replica reserves (0: runs on CPU).
-        runtime: ``auto``, ``torch`` or ``onnx`` (:mod:`fsg_ray.config.runtime`); ONNX Runtime
-            gets ``replica_cpus`` threads (at least 1).
+        runtime: ``auto``, ``torch`` or ``onnx`` (:mod:`fsg_ray.config.runtime`; not
+            ``onnx-int8``, which needs calibration photos); ONNX Runtime gets
+            ``replica_cpus`` threads (at least 1).
         ingress_cpus: CPUs each ingress replica reserves.
         cors_origins: Origins allowed to call the API from a browser; empty (the default)
             turns CORS off.
@@ -148,7 +149,7 @@ class ServeConfig:
             require(getattr(self, key) >= 1, key, "must be >= 1")
         for key in ("max_queued_requests", "ingress_max_queued_requests"):
             require(getattr(self, key) >= 1, key, "must be >= 1")
-        check_runtime("runtime", self.runtime)
+        check_runtime("runtime", self.runtime, SERVE_RUNTIMES)
         for key in ("replica_cpus", "ingress_cpus"):
             require(getattr(self, key) >= 0, key, "must be >= 0")
         for i, origin in enumerate(self.cors_origins):

@@ -52,8 +52,8 @@ from fsg_ray.distributed.restyle_plan import (
     manifest_bytes,
     plan,
 )
-from fsg_ray.io import compositing, images
-from fsg_ray.io.generators import StyleBank
+from fsg_ray.io import compositing, images, quantize
+from fsg_ray.io.generators import EncoderCache, StyleBank
 from fsg_ray.io.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ FILES_PER_BLOCK = 16
 PROGRESS_EVERY_S = 10.0
 #: Seconds between two rewrites of the running job's manifest.
 MANIFEST_EVERY_S = 60.0
+#: Photos of the job that ``runtime: onnx-int8`` reads first: half calibrate each style's int8
+#: model, half are held aside for its quality gate (:func:`fsg_ray.io.quantize.choose_int8`).
+INT8_PHOTOS = 16
 
 
 def execute(p: Plan, storage: Storage) -> RestyleResult:
@@ -97,7 +100,8 @@ def _restyle_on_ray(p: Plan, storage: Storage, rows: _Collector) -> None:
     """Streams the actors' rows into ``rows``, then adds the inputs that were never read."""
     log.info("restyling %d outputs of %d inputs", p.outputs_to_make, len(p.todo))
     seen: set[str] = set()
-    for batch in _dataset(p, storage).iter_batches(batch_size=None, batch_format="pyarrow"):
+    models = int8_models(p, storage)
+    for batch in _dataset(p, storage, models).iter_batches(batch_size=None, batch_format="pyarrow"):
         new = [Row(**r) for r in cast(pa.Table, batch).to_pylist()]
         seen.update(r.input for r in new)
         rows.add(new)
@@ -109,7 +113,63 @@ def restyle(cfg: RestyleConfig, storage: Storage) -> RestyleResult:
     return execute(plan(cfg, storage), storage)
 
 
-def _dataset(p: Plan, storage: Storage) -> ray.data.Dataset:
+def int8_models(p: Plan, storage: Storage) -> dict[str, bytes]:
+    """``runtime: onnx-int8`` on a CPU-only machine: each style's int8 model where it passes
+    the quality gate, made once here on the driver so that every actor runs the same one.
+
+    The photos are the job's first :data:`INT8_PHOTOS` inputs to do (decoded and shrunk as
+    the actors will), so the activation ranges are those of this catalogue; a resumed job
+    calibrates on the inputs it still has to do. A style whose gate fails, or whose photos
+    cannot be read at all, keeps its fp32 ONNX model; a log line says which and why.
+    """
+    if p.config.runtime != "onnx-int8" or torch.cuda.is_available() or not p.todo:
+        return {}
+    t0 = time.perf_counter()
+    photos = _photos(p, storage, INT8_PHOTOS)
+    if not photos:
+        log.warning("onnx-int8: none of the first inputs could be read; every style stays fp32")
+        return {}
+    cache, threads = EncoderCache(storage, torch.device("cpu")), max(1, torch.get_num_threads())
+    models = {}
+    for style, version in p.versions.items():
+        gen, found = cache.load(p.config.registry, style, version)
+        choice = quantize.choose_int8(gen, photos, _style_image(found.metadata, storage), threads)
+        log.info("onnx-int8: %s %s %s", style, version, choice.reason)
+        if choice.model is not None:
+            models[style] = choice.model
+    log.info("onnx-int8: %d of %d styles in int8 (%.1f s)", len(models), len(p.versions),
+             time.perf_counter() - t0)  # fmt: skip
+    return models
+
+
+def _photos(p: Plan, storage: Storage, n: int) -> list[np.ndarray]:
+    """Up to ``n`` of the inputs to do, decoded and fitted to ``max_side``; unreadable ones are
+    passed over (the actors give them their failed rows)."""
+    out = []
+    for item in p.todo:
+        if len(out) == n:
+            break
+        try:
+            img = images.decode_image(storage.read_bytes(item.uri), name=item.uri)
+        except (images.ImageDecodeError, StorageError):
+            continue
+        out.append(np.asarray(compositing.fit_long_side(img, p.config.max_side)))
+    return out
+
+
+def _style_image(metadata: dict[str, Any], storage: Storage) -> np.ndarray | None:
+    """The style image a version was trained on, for the int8 gate; None if it is gone."""
+    uri = metadata.get("style_image")
+    if not isinstance(uri, str):
+        return None
+    try:
+        return np.asarray(images.decode_image(storage.read_bytes(uri), name=uri))
+    except (images.ImageDecodeError, StorageError, ValueError):
+        log.info("onnx-int8: style image %s unreadable; gating on the fp32 outputs alone", uri)
+        return None
+
+
+def _dataset(p: Plan, storage: Storage, models: dict[str, bytes]) -> ray.data.Dataset:
     """read_binary_files over the inputs to do, into a pool of :class:`Restyler` actors."""
     ds, by_path = read_files(p.todo, storage, FILES_PER_BLOCK)
     cpus, gpus = _actor_resources(p.config.actors)
@@ -125,6 +185,7 @@ def _dataset(p: Plan, storage: Storage) -> ray.data.Dataset:
             "plans": by_path,
             "runtime": p.config.runtime,
             "threads": max(1, int(cpus)),
+            "models": models,
         },
         compute=ray.data.ActorPoolStrategy(size=p.config.actors),
         num_cpus=cpus,
@@ -224,8 +285,10 @@ class Restyler:
         settings: ``asdict`` of :class:`Settings`.
         storage_options: ``asdict`` of :class:`StorageOptions` (the S3 endpoint).
         plans: Each input's plan, by its path as ``read_binary_files`` gives it.
-        runtime: ``auto``, ``torch`` or ``onnx`` (:func:`fsg_ray.io.generators.for_runtime`).
+        runtime: ``auto``, ``torch``, ``onnx`` or ``onnx-int8``
+            (:func:`fsg_ray.io.generators.for_runtime`).
         threads: The actor's CPUs: ONNX Runtime's intra-op threads.
+        models: Style -> its int8 ONNX model (:func:`int8_models`); other styles run fp32.
     """
 
     def __init__(
@@ -237,13 +300,14 @@ class Restyler:
         plans: dict[str, InputPlan],
         runtime: str = "torch",
         threads: int = 1,
+        models: dict[str, bytes] | None = None,
     ) -> None:
         self.settings = Settings(**settings)
         self.storage = Storage(StorageOptions(**storage_options))
         self.versions, self.plans = versions, plans
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.bank = StyleBank.load(
-            self.storage, registry_uri, versions, self.device, runtime, threads
+            self.storage, registry_uri, versions, self.device, runtime, threads, models
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:

@@ -100,6 +100,8 @@ def settings_for(cfg: RestyleConfig) -> Settings:
         "preserve_color": cfg.preserve_color,
         "format": cfg.format,
     }
+    if cfg.runtime == "onnx-int8":  # other pixels than fp32's (within fsg eval's bounds)
+        facts["int8"] = True
     fingerprint = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
     masks = cfg.masks if cfg.masks in (MASKS_AUTO, MASKS_NONE) else "given"
     return Settings(masks, cfg.max_side, cfg.preserve_color, cfg.format, fingerprint)

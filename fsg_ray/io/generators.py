@@ -101,17 +101,21 @@ class StyleBank:
         device: torch.device,
         runtime: str = "torch",
         threads: int = 1,
+        models: Mapping[str, bytes] | None = None,
     ) -> StyleBank:
         """Loads each style at its version; one VGG load and one E_n per weight spec.
 
-        ``runtime`` and ``threads``: see :func:`for_runtime`.
+        ``runtime`` and ``threads``: see :func:`for_runtime`. ``models``: style -> an ONNX
+        file made for it beforehand (the int8 models of ``runtime: onnx-int8``); a style
+        without one is exported here.
         """
         cache = EncoderCache(storage, device)
         generators: dict[str, Generator | OnnxGenerator] = {}
         by_encoder: dict[str, list[str]] = {}
         for style, version in versions.items():
             gen, found = cache.load(registry_uri, style, version)
-            generators[style] = for_runtime(gen, runtime, device, threads)
+            model = (models or {}).get(style)
+            generators[style] = for_runtime(gen, runtime, device, threads, model)
             by_encoder.setdefault(found.metadata["vgg_weights"], []).append(style)
         return cls(generators, by_encoder)
 
@@ -128,12 +132,15 @@ class OnnxGenerator:
     one grey level.
 
     Args:
-        generator: The published generator (only read; exported once, here).
+        generator: The published generator (only read; exported once, here, unless ``model``
+            is given).
         threads: ONNX Runtime's intra-op threads: the CPUs of the actor or replica, so that
             one actor per core does not oversubscribe the machine.
+        model: The generator's ONNX file when made beforehand (e.g. int8,
+            :mod:`fsg_ray.io.quantize`), with the same contract.
     """
 
-    def __init__(self, generator: Generator, threads: int) -> None:
+    def __init__(self, generator: Generator, threads: int, model: bytes | None = None) -> None:
         import onnxruntime as ort  # only where the ONNX runtime is chosen
 
         options = ort.SessionOptions()
@@ -142,7 +149,9 @@ class OnnxGenerator:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.threads = options.intra_op_num_threads
         self.session = ort.InferenceSession(
-            export_bytes(generator, "onnx"), options, providers=["CPUExecutionProvider"]
+            model if model is not None else export_bytes(generator, "onnx"),
+            options,
+            providers=["CPUExecutionProvider"],
         )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -151,20 +160,25 @@ class OnnxGenerator:
 
 
 def for_runtime(
-    generator: Generator, runtime: str, device: torch.device, threads: int = 1
+    generator: Generator,
+    runtime: str,
+    device: torch.device,
+    threads: int = 1,
+    model: bytes | None = None,
 ) -> Generator | OnnxGenerator:
     """The generator for a runtime (:mod:`fsg_ray.config.runtime`): itself for ``torch``, an
-    :class:`OnnxGenerator` with ``threads`` intra-op threads for ``onnx``; ``auto`` is ``onnx``
-    on the CPU and ``torch`` on CUDA.
+    :class:`OnnxGenerator` with ``threads`` intra-op threads for ``onnx`` and ``onnx-int8``
+    (running ``model`` when given, else the generator exported in fp32); ``auto`` is ``onnx``
+    on the CPU and ``torch`` on CUDA, and so is ``onnx-int8`` on CUDA.
 
     Raises:
         ValueError: An unknown runtime.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
-    if runtime == "torch" or (runtime == "auto" and device.type != "cpu"):
+    if runtime == "torch" or (runtime != "onnx" and device.type != "cpu"):
         return generator
-    return OnnxGenerator(generator, threads)
+    return OnnxGenerator(generator, threads, model)
 
 
 def run_loaded(

@@ -64,3 +64,13 @@ def test_serve_runtime_is_checked() -> None:
     assert config.ServeConfig(registry="/r").runtime == "auto"
     with pytest.raises(config.ConfigError, match="^runtime: 'gpu' is not one of auto"):
         config.ServeConfig(registry="/r", runtime="gpu")
+    # int8 needs calibration photos: a bulk job has them, an online service does not
+    with pytest.raises(
+        config.ConfigError, match="^runtime: 'onnx-int8' is not one of auto, torch, onnx$"
+    ):
+        config.ServeConfig(registry="/r", runtime="onnx-int8")
+    flags = ["--registry", "r", "--styles", "a", "--input", "i", "--output", "o"]
+    args = build_parser().parse_args(["restyle", *flags, "--runtime", "onnx-int8"])
+    assert restyle_config(restyle_options(args)).runtime == "onnx-int8"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--registry", "/r", "--runtime", "onnx-int8"])

@@ -220,6 +220,35 @@ def test_overwrite_redoes_and_a_new_version_is_redone(
 
 
 @pytest.mark.ray
+def test_int8_runtime_gates_each_style_and_is_part_of_the_done_rule(
+    first_run: Path, reg: str, shop: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run, out)  # made with the default runtime (fp32 ONNX on the CPU)
+    args = restyle_args(reg, shop / "photos", out, "--masks", str(shop / "masks"))
+    with caplog.at_level("INFO", logger="fsg_ray.distributed.restyle"):
+        assert main([*args, "--runtime", "onnx-int8"]) == 0
+    gated = [r.getMessage() for r in caplog.records if r.getMessage().startswith("onnx-int8: ")]
+    # No style image in this registry: gated on the fp32 outputs alone. Each style gets its
+    # verdict (these random tiny generators sit near the bounds: one passes, one may not).
+    for style in STYLES:
+        assert any(re.match(f"onnx-int8: {style} v1 (int8|stays fp32, int8 moves it too far): "
+                            "structure", m) for m in gated), gated  # fmt: skip
+    assert re.search(r"onnx-int8: [12] of 2 styles in int8", " ".join(gated)), gated
+    rows = latest_manifest(out)
+    # int8 pixels are not fp32's: the fp32 outputs are not "done" for an int8 job
+    assert statuses(rows) == {"ok": 10, "skipped": 0, "failed": 0}
+    assert {r["settings"] for r in rows}.isdisjoint(
+        {r["settings"] for r in latest_manifest(first_run)}
+    )
+    for rel in outputs(out):
+        a, b = rgb((out / rel).read_bytes()), rgb((first_run / rel).read_bytes())
+        assert np.abs(a.astype(int) - b).mean() < 3, rel  # near fp32's, not equal
+    assert main([*args, "--runtime", "onnx-int8"]) == 0  # and a rerun skips them
+    assert statuses(latest_manifest(out)) == {"ok": 0, "skipped": 10, "failed": 0}
+
+
+@pytest.mark.ray
 def test_restyle_from_and_to_s3(
     ray_local: None, s3_server: str, s3_bucket: str, reg: str, shop: Path
 ) -> None:
