@@ -177,6 +177,20 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "schedule": {**_LRP, "seed": 1},
         "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
     },
+    # Round 6. The demo profile with another seed, for its ablations too (the noise of SWD
+    # is the size of the margins).
+    "cand_lo_s1": {
+        **_RES_COL,
+        "schedule": {**_T2, **_GENTLE, "seed": 1},
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
+    },
+    # The demo profile with instance norm in D_e: no running statistics, so the patch phase
+    # cannot leave eval-mode inference with statistics of 64 px patches (patch-phase.md).
+    "cand_in": {
+        **_RES_COL,
+        "model": {**_RES_COL["model"], "decoder_norm": "instance"},
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
+    },
     # Run-to-run noise: demo_res_col with another seed (weights of D_e and phi_s, data order).
     "demo_res_col_s1": {**_RES_COL, "schedule": {**_T2, **_GENTLE, "seed": 1}},
 }
