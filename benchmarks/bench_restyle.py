@@ -13,10 +13,13 @@ makes two outputs).
     python benchmarks/bench_restyle.py --write-docs               # also docs/benchmarks.md
     python benchmarks/bench_restyle.py --sizes 288,1024 --images 256 --actors 1 --write-docs
                                                                   # a GPU machine (one actor/GPU)
+    python benchmarks/bench_restyle.py --sizes 256x192 --styles 1 --actors 2 \
+        --runtime onnx-int8 --images 110                         # the peer's 192x256 garments
 
 Generators are the paper's architecture (VGG-19 to relu4_1, decoder 512-256-128-64) with
 random weights (speed does not depend on the values), published to a registry in a temporary
-folder. Inputs are synthetic product shots with masks, square at each size.
+folder. Inputs are synthetic product shots with masks, at each size: ``N`` (square) or
+``HxW``. With ``--styles 1`` an output is an image, so outputs/s is images/s.
 """
 
 from __future__ import annotations
@@ -41,13 +44,14 @@ from fsg_ray.core import algorithm
 from fsg_ray.core.models import load_vgg
 from fsg_ray.distributed import restyle
 from fsg_ray.io import compositing, images, registry, synthetic
-from fsg_ray.io.generators import StyleBank
+from fsg_ray.io.generators import EncoderCache, StyleBank
 from fsg_ray.io.storage import Storage, atomic_write_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_generator import write_docs  # noqa: E402
 
-STYLES = ("stripes", "waves")
+ALL_STYLES = ("stripes", "waves")
+STYLES = ALL_STYLES
 
 
 def make_registry(root: Path, device: torch.device) -> str:
@@ -63,10 +67,22 @@ def make_registry(root: Path, device: torch.device) -> str:
     return uri
 
 
-def make_inputs(root: Path, size: int, n: int) -> tuple[Path, Path]:
-    """``n`` synthetic product shots of ``size`` px and their masks: (photos, masks)."""
-    synthetic.write_dataset(root, n_full=0, n_shop=0, n_heldout=n, shop_size=size, styles=())
-    return root / "heldout", root / "heldout_masks"
+def make_inputs(root: Path, size: str, n: int) -> tuple[Path, Path]:
+    """``n`` synthetic product shots of ``size`` (``N`` or ``HxW``) and their masks."""
+    h, _, w = size.partition("x")
+    height, width = int(h), int(w or h)
+    synthetic.write_dataset(
+        root, n_full=0, n_shop=0, n_heldout=n, shop_size=max(height, width), styles=()
+    )
+    photos, masks = root / "heldout", root / "heldout_masks"
+    if height != width:  # the peer's garments are portrait: resize shot and mask alike
+        from PIL import Image
+
+        for folder in (photos, masks):
+            for path in folder.iterdir():
+                with Image.open(path) as img:
+                    img.resize((width, height)).save(path)
+    return photos, masks
 
 
 def bare_loop(reg: str, photos: Path, masks: Path, out: Path, max_side: int, runtime: str) -> float:
@@ -74,8 +90,22 @@ def bare_loop(reg: str, photos: Path, masks: Path, out: Path, max_side: int, run
     storage, device = Storage(), torch.device("cuda" if torch.cuda.is_available() else "cpu")
     versions = {s: registry.resolve(storage, reg, s).version for s in STYLES}
     threads = torch.get_num_threads()
-    bank = StyleBank.load(storage, reg, versions, device, runtime, threads)
     files = sorted(photos.iterdir())
+    models = {}
+    if runtime == "onnx-int8":  # as the job's driver does, before the clock starts
+        from fsg_ray.io import quantize
+
+        sample = [
+            np.asarray(compositing.fit_long_side(images.decode_image(f.read_bytes()), max_side))
+            for f in files[: restyle.INT8_PHOTOS]
+        ]
+        cache = EncoderCache(storage, device)
+        for s in STYLES:
+            choice = quantize.choose_int8(cache.load(reg, s)[0], sample, None, threads)
+            print(f"bare loop, {s}: {choice.reason}", flush=True)
+            if choice.model is not None:
+                models[s] = choice.model
+    bank = StyleBank.load(storage, reg, versions, device, runtime, threads, models)
     t0 = time.perf_counter()
     for start in range(0, len(files), restyle.BATCH_IMAGES):
         shots, cut = [], []
@@ -118,19 +148,20 @@ def job(
 
 
 def measure(
-    size: int, n: int, actors: list[int], repeats: int, work: Path, runtime: str
+    size: str, n: int, actors: list[int], repeats: int, work: Path, runtime: str
 ) -> dict[str, Any]:
     """Best-of-``repeats`` seconds of the bare loop and of the job at each pool size."""
     reg = make_registry(work / f"reg{size}", torch.device("cpu"))
     photos, masks = make_inputs(work / f"in{size}", size, n)
+    side = max(int(v) for v in size.split("x"))
     outputs = n * len(STYLES)
     runs: dict[str, list[float]] = {"bare": []}
     for r in range(repeats):  # interleaved, so that both sides see the same background load
         bare_out = work / f"bare{size}_{r}"
-        runs["bare"].append(bare_loop(reg, photos, masks, bare_out, size, runtime))
+        runs["bare"].append(bare_loop(reg, photos, masks, bare_out, side, runtime))
         for k in actors:
             out = work / f"job{size}_{k}_{r}"
-            runs.setdefault(f"job_{k}", []).append(job(reg, photos, masks, out, size, k, runtime))
+            runs.setdefault(f"job_{k}", []).append(job(reg, photos, masks, out, side, k, runtime))
     best = {key: min(v) for key, v in runs.items()}
     return {
         "size": size,
@@ -148,12 +179,18 @@ def device_name() -> str:
     return f"CPU ({platform.processor() or platform.machine()}), {os.cpu_count()} cores"
 
 
+def label(size: str) -> str:
+    """``288`` -> ``288²``; ``256x192`` (H×W) -> ``192×256`` (W×H, as the peer states it)."""
+    h, _, w = size.partition("x")
+    return f"{h}²" if not w else f"{w}×{h}"
+
+
 def render(result: dict[str, Any], command: str) -> str:
     lines = [
         f"### Bulk restyle vs a bare loop, {result['device']} ({time.strftime('%Y-%m-%d')})",
         "",
         f"`{command}` (torch {torch.__version__}; runtime {result['runtime']}; bare loop on "
-        f"{result['threads']} threads). Two styles, paper generator architecture, random "
+        f"{result['threads']} threads). {len(STYLES)} style(s), paper generator architecture, random "
         "weights, given masks, PNG outputs; best of the repeats, outputs per second.",
         "",
         "| size | outputs | bare loop | "
@@ -167,13 +204,13 @@ def render(result: dict[str, Any], command: str) -> str:
             for k in result["actors"]
         ]
         lines.append(
-            f"| {m['size']}² | {m['outputs']} | {m['outputs_per_s']['bare']} | "
+            f"| {label(m['size'])} | {m['outputs']} | {m['outputs_per_s']['bare']} | "
             + " | ".join(cells)
             + " |"
         )
     lines += ["", "Seconds of each run (bare loop and job runs interleaved):", ""]
     for m in result["sizes"]:
-        lines.append(f"- {m['size']}²: " + json.dumps(m["seconds"]))
+        lines.append(f"- {label(m['size'])}: " + json.dumps(m["seconds"]))
     best = max(r for m in result["sizes"] for r in m["ratio"].values())
     lines += [
         "",
@@ -194,15 +231,20 @@ def render(result: dict[str, Any], command: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="288", help="input sides, comma-separated")
+    p.add_argument("--sizes", default="288", help="sizes N (square) or HxW, comma-separated")
+    p.add_argument("--styles", type=int, default=2, help="styles per input (1 or 2)")
     p.add_argument("--images", type=int, default=48, help="inputs per size")
     p.add_argument("--actors", default="1,2", help="actor pool sizes, comma-separated")
     p.add_argument("--repeats", type=int, default=2, help="runs of each (the best counts)")
     p.add_argument(
-        "--runtime", default="auto", help="auto, torch or onnx, for the job and the bare loop"
+        "--runtime",
+        default="auto",
+        help="auto, torch, onnx or onnx-int8, for the job and the bare loop",
     )
     p.add_argument("--write-docs", action="store_true", help="record in docs/benchmarks.md")
     args = p.parse_args()
+    global STYLES
+    STYLES = ALL_STYLES[: args.styles]
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     import ray
 
@@ -213,7 +255,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-restyle-"))
     try:
         sizes = [
-            measure(int(s), args.images, actors, args.repeats, work, args.runtime)
+            measure(s, args.images, actors, args.repeats, work, args.runtime)
             for s in args.sizes.split(",")
         ]
     finally:
