@@ -190,8 +190,8 @@ def render(result: dict[str, Any], command: str) -> str:
         f"### Bulk restyle vs a bare loop, {result['device']} ({time.strftime('%Y-%m-%d')})",
         "",
         f"`{command}` (torch {torch.__version__}; runtime {result['runtime']}; bare loop on "
-        f"{result['threads']} threads). {len(STYLES)} style(s), paper generator architecture, random "
-        "weights, given masks, PNG outputs; best of the repeats, outputs per second.",
+        f"{result['threads']} threads). {len(STYLES)} style(s), paper generator architecture, "
+        "random weights, given masks, PNG outputs; best of the repeats, outputs per second.",
         "",
         "| size | outputs | bare loop | "
         + " | ".join(f"job, {k} actor(s)" for k in result["actors"])

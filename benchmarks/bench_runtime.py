@@ -44,19 +44,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 import torch.nn.functional as F
-from onnxruntime import quantization as q
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from fsg_ray import config
 from fsg_ray.core import export, metrics
 from fsg_ray.core.algorithm import load_generator
 from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import Generator, VGG19Features, load_vgg
-from fsg_ray.io import registry
+from fsg_ray.io import quantize, registry
 from fsg_ray.io.generators import OnnxGenerator
 from fsg_ray.io.storage import Storage
 from fsg_ray.io.synthetic import garment, style_texture
@@ -113,41 +110,11 @@ def session(model: bytes | str, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-class _Calibration(q.CalibrationDataReader):
-    """Feeds calibration garments, one at a time, to the static quantiser."""
-
-    def __init__(self, batch: np.ndarray) -> None:
-        self._items = iter([{export.INPUT: batch[i : i + 1]} for i in range(len(batch))])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._items, None)
-
-
-def int8_model(gen: Generator, calibration: np.ndarray, folder: Path, float_ends: bool) -> str:
-    """The exported generator with its convolutions quantised to int8 (QDQ, per channel);
-    with ``float_ends`` the first (on the image) and the last (to the image) stay in float.
-
-    ``quant_pre_process`` first folds the exporter's constants into initializers: without it
-    the quantiser leaves some biases in float, ONNX Runtime cannot fuse those convolutions
-    into QLinearConv, and the int8 model runs slower than the float one.
-    """
-    fp32, pre = folder / "g.onnx", folder / "g.pre.onnx"
-    int8 = folder / f"g.int8{'.ends' if float_ends else ''}.onnx"
-    fp32.write_bytes(export.export_bytes(gen, "onnx"))
-    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-    convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "Conv"]
-    q.quantize_static(
-        str(pre),
-        str(int8),
-        _Calibration(calibration),
-        quant_format=q.QuantFormat.QDQ,
-        op_types_to_quantize=["Conv"],
-        nodes_to_exclude=[convs[0], convs[-1]] if float_ends else [],
-        activation_type=q.QuantType.QUInt8,
-        weight_type=q.QuantType.QInt8,
-        per_channel=True,
-    )
-    return str(int8)
+def int8_model(gen: Generator, calibration: np.ndarray, float_ends: bool) -> bytes:
+    """The exported generator with its convolutions quantised to int8 (QDQ, per channel),
+    as ``runtime: onnx-int8`` makes it (:func:`fsg_ray.io.quantize.int8_onnx`); with
+    ``float_ends`` the first (on the image) and the last (to the image) stay in float."""
+    return quantize.int8_onnx(gen, list(calibration), float_ends=float_ends)
 
 
 def shrunk(run: Run, scale: float) -> Run:
@@ -174,8 +141,8 @@ def variants(gen: Generator, calibration: np.ndarray, threads: int, folder: Path
             return on_torch(batch)
 
     fp32 = OnnxGenerator(gen, threads)
-    int8 = session(int8_model(gen, calibration, folder, float_ends=False), threads)
-    int8_ends = session(int8_model(gen, calibration, folder, float_ends=True), threads)
+    int8 = session(int8_model(gen, calibration, float_ends=False), threads)
+    int8_ends = session(int8_model(gen, calibration, float_ends=True), threads)
     return {
         "torch": on_torch,
         "torch-bf16": on_torch_bf16,
