@@ -145,7 +145,7 @@ def int8_models(p: Plan, storage: Storage) -> dict[str, bytes]:
 def _photos(p: Plan, storage: Storage, n: int) -> list[np.ndarray]:
     """Up to ``n`` of the inputs to do, decoded and fitted to ``max_side``; unreadable ones are
     passed over (the actors give them their failed rows)."""
-    out = []
+    out: list[np.ndarray] = []
     for item in p.todo:
         if len(out) == n:
             break
