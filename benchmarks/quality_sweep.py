@@ -5,11 +5,16 @@ on :class:`fsg_ray.io.folders.InMemoryBatches`, at the demo's shapes, on a synth
 written once by :func:`fsg_ray.io.synthetic.write_dataset`. Every output is scored on the
 held-out garments with the metrics ``fsg eval`` uses (:mod:`fsg_ray.core.metrics`): style
 distances (pixel-patch SWD, Gram under ``random:1``), structure, silhouette IoU, leakage.
-Runs go one per process (``--jobs`` at once, one torch thread each). Writes under ``--out``::
+Runs go one per process (``--jobs`` at once, one torch thread each), on ``--device`` (CUDA
+when present: bf16 autocast, so its numbers are not bit-equal to the CPU's). ``--seeds 0,1,2``
+trains every (variant, style) once per seed (``schedule.seed``: the decoder's and the
+discriminator's initial weights and the data order) and adds a table of means ± spread with a
+verdict per style: whether the first variant is Pareto-better than its ablations on the means,
+and on how many seeds. Writes under ``--out``::
 
     data/                         the synthetic dataset (written once)
-    runs/<variant>__<style>.json  the config, the losses' tail, the metric rows and means
-    runs/<variant>__<style>.pt    the raw outputs on the held-out garments
+    runs/<variant>__<style>[__s<seed>].json  the config, the losses' tail, the metric rows
+    runs/<variant>__<style>[__s<seed>].pt    the raw outputs on the held-out garments
     results.md                    one table per style: every variant and the input
     sheet_<style>.png             style | input | each variant inside the garment mask
 
@@ -191,6 +196,12 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {**_RES_COL["model"], "decoder_norm": "instance"},
         "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
     },
+    # Round 7: cand_lo between the round-2 and round-3 patch rates (6e-4).
+    "cand_lp6": {
+        **_RES_COL,
+        "schedule": {**_T2, **_GENTLE, "lr_patch": 6e-4},
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
+    },
     # Run-to-run noise: demo_res_col with another seed (weights of D_e and phi_s, data order).
     "demo_res_col_s1": {**_RES_COL, "schedule": {**_T2, **_GENTLE, "seed": 1}},
 }
@@ -221,8 +232,9 @@ def base_config() -> config.TrainConfig:
     return config.TrainConfig(config.ModelConfig(vgg_weights="random:0"), loss, data, schedule)
 
 
-def variant_config(name: str, scale: float) -> config.TrainConfig:
-    """The base profile with the variant's overrides; every step count times ``scale``.
+def variant_config(name: str, scale: float, seed: int | None = None) -> config.TrainConfig:
+    """The base profile with the variant's overrides; every step count times ``scale``;
+    ``seed`` (when given) replaces the schedule's seed.
 
     ``<variant>@global_only`` and ``<variant>@patch_only`` are the variant's two ablations
     at the same budget of generator updates, as the demo trains them
@@ -241,7 +253,15 @@ def variant_config(name: str, scale: float) -> config.TrainConfig:
         raise ValueError(f"unknown ablation {mode!r} in {name!r}")
     s = cfg.schedule
     steps = ("gan_init_steps", "global_steps", "patch_steps", "global_only_steps")
-    return config.override(cfg, schedule={k: round(getattr(s, k) * scale) for k in steps})
+    scaled: dict[str, Any] = {k: round(getattr(s, k) * scale) for k in steps}
+    if seed is not None:
+        scaled["seed"] = seed
+    return config.override(cfg, schedule=scaled)
+
+
+def run_key(variant: str, style_name: str, seed: int | None) -> str:
+    """The file stem of one run: ``<variant>__<style>``, with ``__s<seed>`` under --seeds."""
+    return f"{variant}__{style_name}" + ("" if seed is None else f"__s{seed}")
 
 
 def write_data(root: Path, styles: list[str]) -> None:
@@ -280,14 +300,18 @@ def _style(root: Path, name: str) -> torch.Tensor:
     return images.to_tensor(images.load_image(root / "styles" / f"{name}.png"))
 
 
-def train_one(variant: str, style_name: str, root: Path, out: Path, scale: float) -> str:
-    """Trains one (variant, style) and writes its outputs and metric rows; returns its key."""
+def train_one(
+    variant: str, style_name: str, root: Path, out: Path, scale: float,
+    seed: int | None = None, device: str = "cpu",
+) -> str:  # fmt: skip
+    """Trains one (variant, style[, seed]) and writes its outputs and metric rows; returns
+    its key."""
     torch.set_num_threads(1)
-    key = f"{variant}__{style_name}"
-    cfg = variant_config(variant, scale)
+    key = run_key(variant, style_name, seed)
+    cfg = variant_config(variant, scale, seed)
     vgg = load_vgg(cfg.model.vgg_weights)
     style = _style(root, style_name)
-    run = algorithm.new_run(cfg, vgg, style[None], torch.device("cpu"))
+    run = algorithm.new_run(cfg, vgg, style[None], torch.device(device))
     full = load_folder(root / "full", IMAGE_SIZE)
     patches = shop_patches(root / "shop", root / "shop_masks", cfg.data)
     data = InMemoryBatches(full, patches, cfg.data, cfg.schedule.batch_size, cfg.schedule.seed)
@@ -316,11 +340,12 @@ def _evaluate(
     garments, masks = heldout(root)
     gen = run.nets.gen.eval()
     with torch.inference_mode():
-        outs = [gen(x[None])[0].float().clamp(0, 1) for x in garments]
+        outs = [gen(x[None].to(run.device))[0].float().clamp(0, 1).cpu() for x in garments]
     phi = VGG19Features(load_vgg(EVAL_VGG).state, metrics.STYLE_LAYERS[-1])
     rows = [score(o, x, m, style, phi) for o, x, m in zip(outs, garments, masks, strict=True)]
     record = {
         "variant": variant, "style": style_name, "scale": scale, "train_s": round(train_s, 1),
+        "seed": run.cfg.schedule.seed, "device": str(run.device),
         "overrides": VARIANTS[variant.partition("@")[0]], "config": config.to_dict(run.cfg),
         "rows": rows,
         "mean": {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]},
@@ -339,8 +364,11 @@ def input_row(root: Path, style_name: str) -> dict[str, float]:
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
-def report(root: Path, out: Path, variants: list[str], styles: list[str]) -> str:
-    """results.md and one sheet per style from every finished run of the sweep."""
+def report(
+    root: Path, out: Path, variants: list[str], styles: list[str], seed: int | None = None
+) -> str:
+    """results.md and one sheet per style from every finished run of the sweep (of ``seed``
+    under --seeds)."""
     garments, masks = heldout(root)
     lines = []
     for s in styles:
@@ -356,7 +384,7 @@ def report(root: Path, out: Path, variants: list[str], styles: list[str]) -> str
                    "input": [images.to_image(x) for x in garments]}  # fmt: skip
         for name, suffix in [(v, sfx) for v in variants for sfx in ("", "+recal")]:
             v = name + suffix
-            path = out / "runs" / f"{name}__{s}{suffix}.json"
+            path = out / "runs" / f"{run_key(name, s, seed)}{suffix}.json"
             if not path.exists():
                 continue
             rec = json.loads(path.read_text())
@@ -378,6 +406,60 @@ def report(root: Path, out: Path, variants: list[str], styles: list[str]) -> str
     return text
 
 
+def _spread(values: list[float]) -> str:
+    """``mean ± sample standard deviation`` (``mean`` alone for one value)."""
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return f"{m:.3f}"
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{m:.3f} ± {sd:.3f}"
+
+
+def _pareto(a: dict[str, float], b: dict[str, float]) -> bool:
+    """``a`` is at least as close to the style (SWD) and keeps at least as much structure."""
+    return a["style_swd"] <= b["style_swd"] and a["structure"] >= b["structure"]
+
+
+def seed_report(out: Path, variants: list[str], styles: list[str], seeds: list[int]) -> str:
+    """Per style: every variant's SWD and structure as mean ± spread over the seeds, then a
+    verdict line per ablation of the first variant: Pareto-better on the means, and on how
+    many seeds (paired by seed)."""
+    lines = [f"## Over seeds {','.join(map(str, seeds))}", ""]
+    for s in styles:
+        lines += [f"### {s}", "", "| variant | seeds | style SWD ↓ | structure ↑ | "
+                  "silhouette IoU ↑ |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+        means: dict[str, dict[int, dict[str, float]]] = {}
+        for v in variants:
+            for seed in seeds:
+                path = out / "runs" / f"{run_key(v, s, seed)}.json"
+                if path.exists():
+                    means.setdefault(v, {})[seed] = json.loads(path.read_text())["mean"]
+            if v in means:
+                got = list(means[v].values())
+                lines.append(
+                    f"| {v} | {len(got)} | {_spread([m['style_swd'] for m in got])} | "
+                    f"{_spread([m['structure'] for m in got])} | "
+                    f"{_spread([m['silhouette_iou'] for m in got])} |"
+                )
+        lines.append("")
+        full = variants[0]
+        for v in (v for v in variants[1:] if v.partition("@")[0] == full and v in means):
+            both = sorted(set(means.get(full, {})) & set(means[v]))
+            if not both:
+                continue
+            avg = {name: {k: sum(means[name][sd][k] for sd in both) / len(both)
+                          for k in ("style_swd", "structure")} for name in (full, v)}  # fmt: skip
+            wins = sum(_pareto(means[full][sd], means[v][sd]) for sd in both)
+            verdict = "Pareto-better" if _pareto(avg[full], avg[v]) else "not Pareto-better"
+            lines.append(
+                f"- {full} vs {v}: {verdict} on the means (SWD {avg[full]['style_swd']:.3f} vs "
+                f"{avg[v]['style_swd']:.3f}, structure {avg[full]['structure']:.3f} vs "
+                f"{avg[v]['structure']:.3f}); Pareto-better on {wins} of {len(both)} seeds"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--variants", default="full_T0,full_T2_recal_swd")
@@ -385,22 +467,41 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("sweep-out"))
     p.add_argument("--jobs", type=int, default=2, help="runs at once, one torch thread each")
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every step count")
+    p.add_argument("--seeds", default="", help="e.g. 0,1,2: every run once per seed")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
+    p.add_argument("--report-only", action="store_true", help="no training: tables and sheets")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     variants, styles = a.variants.split(","), a.styles.split(",")
     unknown = sorted({v.partition("@")[0] for v in variants} - set(VARIANTS))
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
+    try:
+        seeds: list[int | None] = [int(x) for x in a.seeds.split(",")] if a.seeds else [None]
+    except ValueError:
+        p.error(f"--seeds takes integers separated by commas, not {a.seeds!r}")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
+    if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
+        p.error(f"--device {a.device!r}: choose auto, cpu or cuda (CUDA present: "
+                f"{torch.cuda.is_available()})")  # fmt: skip
     root = a.out / "data"
     write_data(root, styles)
     (a.out / "runs").mkdir(parents=True, exist_ok=True)
-    todo = [(v, s) for v in variants for s in styles
-            if not (a.out / "runs" / f"{v}__{s}.json").exists()]  # fmt: skip
+    # Seeds outermost: a sweep cut short still has whole seeds of every variant and style.
+    todo = [(v, s, sd) for sd in seeds for v in variants for s in styles
+            if not a.report_only
+            and not (a.out / "runs" / f"{run_key(v, s, sd)}.json").exists()]  # fmt: skip
     with ProcessPoolExecutor(a.jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(train_one, v, s, root, a.out, a.scale) for v, s in todo]
+        futures = [pool.submit(train_one, v, s, root, a.out, a.scale, sd, device)
+                   for v, s, sd in todo]  # fmt: skip
         for f in futures:
             log.info("done %s", f.result())
-    print(report(root, a.out, variants, styles))
+    text = report(root, a.out, variants, styles, seeds[0])
+    if seeds[0] is not None:
+        given = [sd for sd in seeds if sd is not None]
+        text += "\n\n" + seed_report(a.out, variants, styles, given)
+        (a.out / "results.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
