@@ -34,11 +34,8 @@ from typing import Any
 import torch
 
 from fsg_ray import config
-from fsg_ray.app import demo
 from fsg_ray.core import algorithm
 from fsg_ray.core.models import load_vgg
-from fsg_ray.distributed import trainer
-from fsg_ray.io import registry
 from fsg_ray.io.folders import InMemoryBatches
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +49,13 @@ log = logging.getLogger("bench_catalogue")
 
 def concurrency(steps: int, styles: int, cpus_per_style: int) -> dict[str, Any]:
     """Wall times of one style alone and of ``styles`` at once, same resources per style."""
+    # Ray and the Ray-backed layers are imported here only: the paper-shape step times need
+    # PyTorch alone, so they also run where Ray is not installed (a bare GPU machine).
     import ray
+
+    from fsg_ray.app import demo
+    from fsg_ray.distributed import trainer
+    from fsg_ray.io import registry
 
     names = list(demo.DEMO_STYLES + ("dots", "checks"))[:styles]
     train = demo.demo_config()
