@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -130,7 +129,7 @@ def shrunk(run: Run, scale: float) -> Run:
     return go
 
 
-def variants(gen: Generator, calibration: np.ndarray, threads: int, folder: Path) -> dict[str, Run]:
+def variants(gen: Generator, calibration: np.ndarray, threads: int) -> dict[str, Run]:
     """Every variant of the table, ready to run."""
 
     def on_torch(batch: np.ndarray) -> np.ndarray:
@@ -207,8 +206,8 @@ def measure(args: argparse.Namespace, height: int, width: int) -> list[dict[str,
         / 255
     )
     phi = VGG19Features(load_vgg("random:0").state, metrics.STYLE_LAYERS[-1])
-    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
-        runs = variants(gen, calibration, args.threads, Path(tmp))
+    with torch.inference_mode():
+        runs = variants(gen, calibration, args.threads)
         speed = images_per_s(runs, batch, args.repeats, args.rounds)
         rows = [
             {"variant": name, "images_per_s": round(speed[name], 2)}
