@@ -1,0 +1,48 @@
+"""benchmarks/bench_restyle.py: the job's start-up and steady state read off its outputs'
+write times, and the table that reports both against the bare loop."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_restyle  # noqa: E402
+
+
+def test_startup_is_the_time_to_the_first_output_and_steady_state_the_rate_after(
+    tmp_path: Path,
+) -> None:
+    wall0 = 1_000_000.0
+    for i, t in enumerate([12.0, 12.0, 14.0, 16.0, 18.0]):  # first batch of 2 at 12 s
+        f = tmp_path / "stripes" / f"{i}.png"
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(b"png")
+        os.utime(f, (wall0 + t, wall0 + t))
+    (tmp_path / "manifest.parquet").write_bytes(b"not an output")
+    split = bench_restyle.split_startup(tmp_path, wall0)
+    assert split == {"startup_s": 12.0, "steady_per_s": 0.667}  # 4 outputs in 6 s
+
+
+def test_the_table_reports_whole_job_and_steady_state_verdicts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bench_restyle, "STYLES", ("stripes",))
+    size = {
+        "size": "256x192", "inputs": 10, "outputs": 10,
+        "seconds": {"bare": [5.0], "job_2": [10.0]},
+        "outputs_per_s": {"bare": 2.0, "job_2": 1.0}, "ratio": {"job_2": 0.5},
+        "startup_s": {"job_2": 4.0}, "steady_per_s": {"job_2": 1.7},
+        "steady_ratio": {"job_2": 0.85},
+    }  # fmt: skip
+    result = {"device": "CPU", "threads": 2, "runtime": "onnx", "actors": [2], "sizes": [size],
+              "load_before": [0, 0, 0], "load_after": [0, 0, 0]}  # fmt: skip
+    text = bench_restyle.render(result, "python benchmarks/bench_restyle.py")
+    assert "| 192×256 | 2 actor(s) | 4.0 | 1.7 | 0.85x |" in text
+    assert "**Goal ≥ 0.8x the bare loop: missed** for the whole job (best 0.5x)" in text
+    assert "steady state: **met** (best 0.85x)" in text
