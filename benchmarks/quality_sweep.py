@@ -394,7 +394,7 @@ def report(
                 f"{m['style_gram']:.3f} | {m['structure']:.3f} | {m['silhouette_iou']:.3f} | "
                 f"{m['leakage']:.3f} | {rec['train_s']:.0f} |"
             )
-            outs = torch.load(path.with_suffix(".pt"))
+            outs = torch.load(path.with_suffix(".pt"), weights_only=True)
             columns[v] = [
                 images.to_image(torch.where(mk, o, x))
                 for o, x, mk in zip(outs, garments, masks, strict=True)
