@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from fsg_ray import config
+from fsg_ray.app.evaluate_styles import Verdict  # no Ray: evaluate's layer
 from fsg_ray.core import algorithm, metrics
 from fsg_ray.core.models import VGG19Features, load_vgg
 from fsg_ray.io import images, synthetic, visualize
@@ -416,8 +417,10 @@ def _spread(values: list[float]) -> str:
 
 
 def _pareto(a: dict[str, float], b: dict[str, float]) -> bool:
-    """``a`` is at least as close to the style (SWD) and keeps at least as much structure."""
-    return a["style_swd"] <= b["style_swd"] and a["structure"] >= b["structure"]
+    """``fsg eval``'s verdict rule (:class:`fsg_ray.app.evaluate_styles.Verdict`) for the
+    means ``a`` of the full method against the means ``b`` of an ablation."""
+    verdict = Verdict("", "", a["style_swd"], b["style_swd"], a["structure"], b["structure"])
+    return verdict.pareto_better
 
 
 def seed_report(out: Path, variants: list[str], styles: list[str], seeds: list[int]) -> str:
