@@ -37,6 +37,13 @@ def register(
         "default: onnx",
     )
     export.add_argument(
+        "--downscale",
+        type=int,
+        default=1,
+        help="the file runs the generator on photos shrunk N times and lays its change over "
+        "the full-size photo, as fsg restyle --downscale N (default: 1, full size)",
+    )
+    export.add_argument(
         "--out", required=True, help="model file (URI) ending in .onnx (onnx) or .pt (torchscript)"
     )
     export.set_defaults(func=run)
@@ -48,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
     storage = Storage(StorageOptions.given(args.endpoint_url))
     try:
-        done = export_style(storage, args.registry, args.style, args.version, args.format, args.out)
+        done = export_style(
+            storage, args.registry, args.style, args.version, args.format, args.out, args.downscale
+        )
     except StorageError as e:
         print(f"fsg export: error: {e}", file=sys.stderr)
         return 2

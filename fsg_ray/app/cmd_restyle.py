@@ -18,7 +18,16 @@ from fsg_ray.config.runtime import RUNTIMES
 from fsg_ray.io.storage import Storage, StorageError
 
 #: Options of ``fsg restyle`` passed to :class:`~fsg_ray.config.RestyleConfig` as they are.
-RESTYLE_PLAIN = ("masks", "max_side", "format", "preserve_color", "overwrite", "actors", "runtime")
+RESTYLE_PLAIN = (
+    "masks",
+    "max_side",
+    "format",
+    "preserve_color",
+    "overwrite",
+    "actors",
+    "runtime",
+    "downscale",
+)
 #: Every option that a ``--config`` YAML file may set, by key.
 RESTYLE_KEYS = ("registry", "styles", "input", "output", *RESTYLE_PLAIN, "endpoint_url")
 
@@ -49,7 +58,8 @@ def register(
         "--config",
         default=None,
         help="YAML file of these options by name (registry, styles, input, output, masks, "
-        "max_side, format, preserve_color, overwrite, actors, runtime, endpoint_url); flags given "
+        "max_side, format, preserve_color, overwrite, actors, runtime, downscale, endpoint_url); "
+        "flags given "
         "here win (example: jobs/configs/restyle_catalogue.yaml)",
     )
     restyle.add_argument("--registry", help="style registry (URI); required")
@@ -103,6 +113,15 @@ def register(
         "auto: onnx on a CPU-only machine, torch with CUDA; onnx-int8: int8 on the CPU, "
         "calibrated on the job's first photos, per style only where it keeps fsg eval's "
         "metrics (default: auto)",
+    )
+    restyle.add_argument(
+        "--downscale",
+        type=int,
+        default=None,
+        help="run the generators on each photo shrunk N times (1-8) and lay their change over "
+        "the full-size photo: about N*N times less work, the photo's own detail stays sharp, "
+        "the style's texture is drawn N times coarser (default: 1, full size; "
+        "docs/restyle.md, 'Faster: --downscale')",
     )
     restyle.set_defaults(func=run)
 

@@ -20,6 +20,8 @@ MASKS_AUTO, MASKS_NONE = "auto", "none"
 DEFAULT_MAX_SIDE = 1024
 #: Output formats (the keys of :data:`fsg_ray.io.compositing.FORMATS`).
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
+#: Largest ``downscale``: beyond it E_n's relu4_1 code of a 1024 px photo is 16 px across.
+MAX_DOWNSCALE = 8
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class RestyleConfig:
             (:mod:`fsg_ray.config.runtime`); ONNX Runtime gets the actor's CPUs as its
             threads. ``onnx-int8`` calibrates on the job's first photos and keeps a style in
             fp32 when int8 moves its outputs too far (:mod:`fsg_ray.io.quantize`).
+        downscale: Run the generators on each photo shrunk this many times and lay their
+            change over the full-size photo (:func:`fsg_ray.core.models.upscale_change`):
+            about ``downscale**2`` times less work; the photo's own detail stays sharp, the
+            style's texture is drawn ``downscale`` times coarser. 1 (default): full size.
     """
 
     KEY_ROOT: ClassVar[str] = "restyle"
@@ -59,6 +65,7 @@ class RestyleConfig:
     overwrite: bool = False
     actors: int = 1
     runtime: str = "auto"
+    downscale: int = 1
 
     def __post_init__(self) -> None:
         for key in ("registry", "input", "output"):
@@ -77,6 +84,11 @@ class RestyleConfig:
         require(self.max_side >= 8, "restyle.max_side", "must be >= 8")
         require(self.actors >= 1, "restyle.actors", "must be >= 1")
         check_runtime("restyle.runtime", self.runtime)
+        require(
+            type(self.downscale) is int and 1 <= self.downscale <= MAX_DOWNSCALE,
+            "restyle.downscale",
+            f"{self.downscale!r} is not an integer from 1 to {MAX_DOWNSCALE}",
+        )
         require(
             is_manifest(self.input) or not is_below(self.output, self.input),
             "restyle.output",

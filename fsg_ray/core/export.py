@@ -6,8 +6,10 @@ input ``image`` (B, H, W, 3) uint8 RGB, any B, H, W (dynamic axes); output ``sty
 (B, H, W, 3) uint8 RGB, the same size. Inside: scale to [0, 1], ImageNet normalisation (the
 encoder's), reflect padding to multiples of E_n's stride 8 (replicate where a side is too
 small to reflect, as :func:`fsg_ray.core.models.pad_to_stride`), E_n, D_e, crop back, round to
-uint8. So a consumer feeds ``np.asarray(PIL.Image.open(path).convert("RGB"))[None]`` and gets
-the restyled photo back, with nothing to normalise by hand.
+uint8. A file exported with ``downscale`` k > 1 pads to multiples of 8k, runs E_n and D_e on
+the photo shrunk k times and lays their change over the full-size photo (same contract). So
+a consumer feeds ``np.asarray(PIL.Image.open(path).convert("RGB"))[None]`` and gets the
+restyled photo back, with nothing to normalise by hand.
 
 The ONNX file comes from the TorchScript-based exporter (``dynamo=False``). Why: the
 torch.export-based one needs ``onnxscript`` and turns the stride padding's size arithmetic
@@ -23,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from fsg_ray.core.models import ENCODER_STRIDE, Generator
+from fsg_ray.core.models import ENCODER_STRIDE, RESIDUAL_EPS, Generator, shrink, upscale_change
 
 #: Export formats and their file suffix.
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -59,18 +61,21 @@ class ImageGenerator(nn.Module):
 
     Args:
         generator: A published generator (eval mode); only read.
+        downscale: Run G on the photo shrunk by this factor and lay its change over the
+            full-resolution photo (:func:`fsg_ray.core.models.upscale_change`); 1: full size.
     """
 
     mean: Tensor
     std: Tensor
 
-    def __init__(self, generator: Generator) -> None:
+    def __init__(self, generator: Generator, downscale: int = 1) -> None:
         super().__init__()
         self.features = generator.encoder.features  # VGG-19 up to relu4_1: E_n
         self.decoder = generator.decoder  # D_e (with its output: image or residual)
         self.register_buffer("mean", generator.encoder.mean.clone())
         self.register_buffer("std", generator.encoder.std.clone())
-        self.stride = ENCODER_STRIDE  # an attribute: TorchScript reads no module globals
+        # attributes: TorchScript reads no module globals
+        self.stride, self.downscale, self.eps = ENCODER_STRIDE * downscale, downscale, RESIDUAL_EPS
         self.eval()
 
     def forward(self, image: Tensor) -> Tensor:
@@ -82,19 +87,24 @@ class ImageGenerator(nn.Module):
         x = x.index_select(2, _pad_index(h, hp, reflect)).index_select(
             3, _pad_index(w, wp, reflect)
         )
-        y = self.decoder(self.features((x - self.mean) / self.std), x)[:, :, :h, :w]
+        x_low = shrink(x, self.downscale)
+        y = self.decoder(self.features((x_low - self.mean) / self.std), x_low)
+        y = upscale_change(x, x_low, y, self.downscale, self.eps)[:, :, :h, :w]
         return y.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1)  # (B, H, W, 3)
 
 
-def export_bytes(generator: Generator, fmt: str) -> bytes:
-    """The generator as an ONNX or TorchScript file's bytes (see the module's contract).
+def export_bytes(generator: Generator, fmt: str, downscale: int = 1) -> bytes:
+    """The generator as an ONNX or TorchScript file's bytes (see the module's contract), run
+    at 1/``downscale`` of the photo's size inside (:class:`ImageGenerator`).
 
     Raises:
         ValueError: ``fmt`` is not one of :data:`FORMATS`.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
-    model = ImageGenerator(generator).cpu()
+    if not (isinstance(downscale, int) and downscale >= 1):
+        raise ValueError(f"downscale must be an integer >= 1, got {downscale!r}")
+    model = ImageGenerator(generator, downscale).cpu()
     buf = io.BytesIO()
     with warnings.catch_warnings():
         # Both exporters are deprecated upstream in favour of torch.export (see the module
@@ -110,7 +120,7 @@ def export_bytes(generator: Generator, fmt: str) -> bytes:
 
 def _export_onnx(model: ImageGenerator) -> bytes:
     """Traces ``model`` on a small example into ONNX with dynamic batch, height and width."""
-    example = torch.zeros(2, 2 * ENCODER_STRIDE, 3 * ENCODER_STRIDE, 3, dtype=torch.uint8)
+    example = torch.zeros(2, 2 * model.stride, 3 * model.stride, 3, dtype=torch.uint8)
     axes = {0: "batch", 1: "height", 2: "width"}
     with tempfile.TemporaryDirectory() as tmp:  # the exporter's typed API takes a path
         path = Path(tmp) / "generator.onnx"

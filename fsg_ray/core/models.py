@@ -295,15 +295,48 @@ class Generator(nn.Module):
         return y[..., :h, :w]
 
 
-def pad_to_stride(x: Tensor) -> Tensor:
-    """Pads (B, 3, H, W) at the bottom and right to multiples of E_n's stride (8): reflect, or
-    replicate where the image is too small to reflect. Callers crop the output back."""
+def pad_to_stride(x: Tensor, stride: int = ENCODER_STRIDE) -> Tensor:
+    """Pads (B, 3, H, W) at the bottom and right to multiples of ``stride`` (E_n's 8, or 8 x a
+    :func:`shrink` factor): reflect, or replicate where the image is too small to reflect.
+    Callers crop the output back."""
     h, w = x.shape[-2:]
-    pad_h, pad_w = -h % ENCODER_STRIDE, -w % ENCODER_STRIDE
+    pad_h, pad_w = -h % stride, -w % stride
     if not (pad_h or pad_w):
         return x
     mode = "reflect" if pad_h < h and pad_w < w else "replicate"
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def shrink(x: Tensor, factor: int) -> Tensor:
+    """x shrunk by an integer ``factor`` by area averaging (sides divisible by ``factor``): the
+    input G runs on when inference trades the style's texture scale for speed."""
+    return x if factor == 1 else F.avg_pool2d(x, factor)
+
+
+def upscale_change(x: Tensor, x_low: Tensor, y_low: Tensor, factor: int, eps: float) -> Tensor:
+    """G's change to a shrunk photo, laid over the full-resolution photo.
+
+    The change is taken in logit space, where a residual decoder predicts it
+    (``ModelConfig.output``): d = logit(y_low) - logit(x_low), upsampled bilinearly by
+    ``factor``; the output is sigmoid(logit(x) + d). The photo's own detail (seams, buttons,
+    print edges) stays at full resolution; only the style's change is drawn ``factor`` times
+    coarser. Computed in fp32 (bf16 would cost the photo's detail about a grey level).
+
+    Args:
+        x: (B, 3, H, W) the photo in [0, 1], sides divisible by ``factor``.
+        x_low: :func:`shrink` (x, factor).
+        y_low: G(x_low), (B, 3, H / factor, W / factor) in [0, 1].
+        factor: The downscale factor.
+        eps: Inputs and outputs are clamped to [eps, 1 - eps] before their logits.
+    """
+    if factor == 1:
+        return y_low
+    x, x_low = x.float().clamp(eps, 1 - eps), x_low.float().clamp(eps, 1 - eps)
+    # y_low may reach 0 or 1 in float; its own, smaller bound keeps saturated changes large.
+    y_low = y_low.float().clamp(1e-6, 1 - 1e-6)
+    change = (torch.log(y_low) - torch.log1p(-y_low)) - (torch.log(x_low) - torch.log1p(-x_low))
+    change = F.interpolate(change, scale_factor=float(factor), mode="bilinear", align_corners=False)
+    return torch.sigmoid(torch.log(x) - torch.log1p(-x) + change)
 
 
 class PatchDiscriminator(nn.Module):

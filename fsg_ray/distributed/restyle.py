@@ -133,7 +133,8 @@ def int8_models(p: Plan, storage: Storage) -> dict[str, bytes]:
     models = {}
     for style, version in p.versions.items():
         gen, found = cache.load(p.config.registry, style, version)
-        choice = quantize.choose_int8(gen, photos, _style_image(found.metadata, storage), threads)
+        style_image = _style_image(found.metadata, storage)
+        choice = quantize.choose_int8(gen, photos, style_image, threads, p.settings.downscale)
         log.info("onnx-int8: %s %s %s", style, version, choice.reason)
         if choice.model is not None:
             models[style] = choice.model
@@ -307,7 +308,14 @@ class Restyler:
         self.versions, self.plans = versions, plans
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.bank = StyleBank.load(
-            self.storage, registry_uri, versions, self.device, runtime, threads, models
+            self.storage,
+            registry_uri,
+            versions,
+            self.device,
+            runtime,
+            threads,
+            models,
+            self.settings.downscale,
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:

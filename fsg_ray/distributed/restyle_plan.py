@@ -82,6 +82,8 @@ class Settings:
         max_side: Longest output side.
         preserve_color: Keep the input's chroma.
         format: Output format.
+        downscale: The generators run on photos shrunk this many times
+            (``RestyleConfig.downscale``).
         fingerprint: Short hash of these facts (and of the mask source); part of "done".
     """
 
@@ -90,6 +92,7 @@ class Settings:
     preserve_color: bool
     format: str
     fingerprint: str
+    downscale: int = 1
 
 
 def settings_for(cfg: RestyleConfig) -> Settings:
@@ -102,9 +105,11 @@ def settings_for(cfg: RestyleConfig) -> Settings:
     }
     if cfg.runtime == "onnx-int8":  # other pixels than fp32's (within fsg eval's bounds)
         facts["int8"] = True
+    if cfg.downscale > 1:  # other pixels than full size's; 1 keeps older outputs' fingerprint
+        facts["downscale"] = cfg.downscale
     fingerprint = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
     masks = cfg.masks if cfg.masks in (MASKS_AUTO, MASKS_NONE) else "given"
-    return Settings(masks, cfg.max_side, cfg.preserve_color, cfg.format, fingerprint)
+    return Settings(masks, cfg.max_side, cfg.preserve_color, cfg.format, fingerprint, cfg.downscale)
 
 
 class Row(NamedTuple):

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from fsg_ray.config.restyle import MAX_DOWNSCALE
 from fsg_ray.core import export
 from fsg_ray.core.models import ENCODER_STRIDE, IMAGENET_MEAN, IMAGENET_STD
 from fsg_ray.io import registry
@@ -63,7 +64,13 @@ def check_out(out: str, fmt: str) -> None:
 
 
 def export_style(
-    storage: Storage, registry_uri: str, style: str, version: str | None, fmt: str, out: str
+    storage: Storage,
+    registry_uri: str,
+    style: str,
+    version: str | None,
+    fmt: str,
+    out: str,
+    downscale: int = 1,
 ) -> Exported:
     """Exports a published style's generator to ``out`` with its model card beside it.
 
@@ -74,16 +81,19 @@ def export_style(
         version: The version; the current one if None.
         fmt: ``onnx`` or ``torchscript``.
         out: The model file's URI; its suffix must match ``fmt``.
+        downscale: G runs on photos shrunk this many times inside the file
+            (:func:`fsg_ray.core.export.export_bytes`).
 
     Raises:
-        ValueError: A bad format, file name, style name or version string.
+        ValueError: A bad format, file name, style name, version string or ``downscale``.
         registry.StyleNotFound, registry.VersionNotFound: No such style or version.
         StorageError: The registry cannot be read or ``out`` cannot be written.
     """
     check_out(out, fmt)
+    check_downscale(downscale)
     generator, found = registry.load(storage, registry_uri, style, torch.device("cpu"), version)
-    data = export.export_bytes(generator, fmt)
-    card = model_card(found, fmt, registry_uri)
+    data = export.export_bytes(generator, fmt, downscale)
+    card = model_card(found, fmt, registry_uri, downscale)
     json_uri, md_uri = card_uris(out, fmt)
     model_uri = storage.write_bytes(out, data)
     storage.write_bytes(json_uri, (json.dumps(card, indent=2) + "\n").encode())
@@ -91,9 +101,18 @@ def export_style(
     return Exported(model_uri, json_uri, md_uri, card)
 
 
-def model_card(found: registry.PublishedVersion, fmt: str, registry_uri: str) -> dict[str, Any]:
+def check_downscale(downscale: int) -> None:
+    """Raises ValueError unless ``downscale`` is an integer from 1 to ``MAX_DOWNSCALE``."""
+    if type(downscale) is not int or not 1 <= downscale <= MAX_DOWNSCALE:
+        raise ValueError(f"--downscale {downscale!r}: must be an integer from 1 to {MAX_DOWNSCALE}")
+
+
+def model_card(
+    found: registry.PublishedVersion, fmt: str, registry_uri: str, downscale: int = 1
+) -> dict[str, Any]:
     """The facts a consumer of an exported generator needs, as JSON-ready data."""
     meta = found.metadata
+    stride = ENCODER_STRIDE * downscale
     return {
         "style": found.style,
         "version": found.version,
@@ -123,9 +142,13 @@ def model_card(found: registry.PublishedVersion, fmt: str, registry_uri: str) ->
             "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD),
         },
-        "padding": f"reflect (replicate below {ENCODER_STRIDE} px) to multiples of "
-        f"{ENCODER_STRIDE} at the bottom and right, cropped back: any height and width",
-        "tolerance": "matches fsg restyle's generator output within 1 grey level per pixel",
+        "padding": f"reflect (replicate below {stride} px) to multiples of "
+        f"{stride} at the bottom and right, cropped back: any height and width",
+        # fsg restyle --downscale: G runs on the photo shrunk this many times and its change
+        # is laid over the full-size photo inside the graph; the contract is the same.
+        "downscale": downscale,
+        "tolerance": "matches fsg restyle's generator output (at the same --downscale) within "
+        "1 grey level per pixel",
         # model.output: "residual" generators add a learned change to the input inside the
         # graph; the contract above is the same for both.
         "generator_output": meta.get("config", {}).get("model", {}).get("output", "image"),
@@ -145,8 +168,16 @@ def card_markdown(card: dict[str, Any]) -> str:
             f"(fingerprint `{card['vgg_fingerprint']}`).",
             f"- Input `{card['input']['name']}`: (batch, height, width, 3) uint8 RGB, any size.",
             f"- Output `{card['output']['name']}`: (batch, height, width, 3) uint8 RGB, same size.",
-            "- Normalisation (x / 255, ImageNet mean/std) and the padding to a multiple of 8 "
-            "happen inside the model: feed raw pixels.",
+            "- Normalisation (x / 255, ImageNet mean/std) and the padding to a multiple of "
+            f"{ENCODER_STRIDE * card['downscale']} happen inside the model: feed raw pixels.",
+            *(
+                [
+                    f"- Runs the generator on the photo shrunk {card['downscale']} times and lays "
+                    "its change over the full-size photo (fsg restyle --downscale)."
+                ]
+                if card["downscale"] > 1
+                else []
+            ),
             f"- {card['tolerance'].capitalize()}.",
             "",
         ]

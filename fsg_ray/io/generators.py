@@ -87,10 +87,13 @@ class StyleBank:
         generators: Style -> its generator (eval mode, channels_last) or its
             :class:`OnnxGenerator`.
         by_encoder: VGG weight spec -> the styles whose generators share its E_n.
+        downscale: The generators run on photos shrunk this many times
+            (:func:`fsg_ray.core.inference.run_styles`).
     """
 
     generators: dict[str, Generator | OnnxGenerator]
     by_encoder: dict[str, list[str]]
+    downscale: int = 1
 
     @classmethod
     def load(
@@ -102,12 +105,13 @@ class StyleBank:
         runtime: str = "torch",
         threads: int = 1,
         models: Mapping[str, bytes] | None = None,
+        downscale: int = 1,
     ) -> StyleBank:
         """Loads each style at its version; one VGG load and one E_n per weight spec.
 
         ``runtime`` and ``threads``: see :func:`for_runtime`. ``models``: style -> an ONNX
-        file made for it beforehand (the int8 models of ``runtime: onnx-int8``); a style
-        without one is exported here.
+        file made for it beforehand (the int8 models of ``runtime: onnx-int8``, made with
+        the same ``downscale``); a style without one is exported here.
         """
         cache = EncoderCache(storage, device)
         generators: dict[str, Generator | OnnxGenerator] = {}
@@ -115,15 +119,15 @@ class StyleBank:
         for style, version in versions.items():
             gen, found = cache.load(registry_uri, style, version)
             model = (models or {}).get(style)
-            generators[style] = for_runtime(gen, runtime, device, threads, model)
+            generators[style] = for_runtime(gen, runtime, device, threads, model, downscale)
             by_encoder.setdefault(found.metadata["vgg_weights"], []).append(style)
-        return cls(generators, by_encoder)
+        return cls(generators, by_encoder, downscale)
 
     def run(
         self, batch: np.ndarray, wanted: Mapping[str, Sequence[int]], device: torch.device
     ) -> dict[str, np.ndarray]:
         """:func:`run_loaded` with this bank's generators."""
-        return run_loaded(self.generators, batch, wanted, device)
+        return run_loaded(self.generators, batch, wanted, device, self.downscale)
 
 
 class OnnxGenerator:
@@ -138,9 +142,13 @@ class OnnxGenerator:
             one actor per core does not oversubscribe the machine.
         model: The generator's ONNX file when made beforehand (e.g. int8,
             :mod:`fsg_ray.io.quantize`), with the same contract.
+        downscale: Export G run on photos shrunk this many times (ignored with ``model``,
+            which was made with its own).
     """
 
-    def __init__(self, generator: Generator, threads: int, model: bytes | None = None) -> None:
+    def __init__(
+        self, generator: Generator, threads: int, model: bytes | None = None, downscale: int = 1
+    ) -> None:
         import onnxruntime as ort  # only where the ONNX runtime is chosen
 
         options = ort.SessionOptions()
@@ -149,7 +157,7 @@ class OnnxGenerator:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.threads = options.intra_op_num_threads
         self.session = ort.InferenceSession(
-            model if model is not None else export_bytes(generator, "onnx"),
+            model if model is not None else export_bytes(generator, "onnx", downscale),
             options,
             providers=["CPUExecutionProvider"],
         )
@@ -165,11 +173,13 @@ def for_runtime(
     device: torch.device,
     threads: int = 1,
     model: bytes | None = None,
+    downscale: int = 1,
 ) -> Generator | OnnxGenerator:
     """The generator for a runtime (:mod:`fsg_ray.config.runtime`): itself for ``torch``, an
     :class:`OnnxGenerator` with ``threads`` intra-op threads for ``onnx`` and ``onnx-int8``
-    (running ``model`` when given, else the generator exported in fp32); ``auto`` is ``onnx``
-    on the CPU and ``torch`` on CUDA, and so is ``onnx-int8`` on CUDA.
+    (running ``model`` when given, else the generator exported in fp32 with ``downscale``);
+    ``auto`` is ``onnx`` on the CPU and ``torch`` on CUDA, and so is ``onnx-int8`` on CUDA.
+    A torch generator gets ``downscale`` when it runs (:func:`run_loaded`).
 
     Raises:
         ValueError: An unknown runtime.
@@ -178,7 +188,7 @@ def for_runtime(
         raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
     if runtime == "torch" or (runtime != "onnx" and device.type != "cpu"):
         return generator
-    return OnnxGenerator(generator, threads, model)
+    return OnnxGenerator(generator, threads, model, downscale)
 
 
 def run_loaded(
@@ -186,11 +196,14 @@ def run_loaded(
     batch: np.ndarray,
     wanted: Mapping[str, Sequence[int]],
     device: torch.device,
+    downscale: int = 1,
 ) -> dict[str, np.ndarray]:
     """:func:`run_styles` over generators from :func:`for_runtime`: the torch ones together
-    (one E_n pass per shared encoder), each ONNX one on its own images."""
+    (one E_n pass per shared encoder, on photos shrunk ``downscale`` times), each ONNX one on
+    its own images (its file has its own ``downscale`` inside)."""
     on_torch = {s: g for s, g in generators.items() if isinstance(g, Generator)}
-    out = run_styles(on_torch, batch, {s: p for s, p in wanted.items() if s in on_torch}, device)
+    torch_wanted = {s: p for s, p in wanted.items() if s in on_torch}
+    out = run_styles(on_torch, batch, torch_wanted, device, downscale)
     for style, picked in wanted.items():
         gen = generators[style]
         if picked and isinstance(gen, OnnxGenerator):

@@ -40,7 +40,10 @@ class QuantizationError(RuntimeError):
 
 
 def int8_onnx(
-    generator: Generator, calibration: Sequence[np.ndarray], float_ends: bool = True
+    generator: Generator,
+    calibration: Sequence[np.ndarray],
+    float_ends: bool = True,
+    downscale: int = 1,
 ) -> bytes:
     """The generator as an int8 ONNX file (static QDQ, per-channel weights).
 
@@ -49,6 +52,7 @@ def int8_onnx(
         calibration: (H, W, 3) uint8 photos (any sizes; at least one) for the activation
             ranges: photos like the ones the model will restyle, at the size it will see.
         float_ends: Keep the first and the last convolution in float.
+        downscale: Export G run on photos shrunk this many times (:mod:`fsg_ray.core.export`).
 
     Raises:
         QuantizationError: No calibration images, or the quantiser failed.
@@ -64,7 +68,7 @@ def int8_onnx(
         )
     with tempfile.TemporaryDirectory() as tmp:
         fp32, pre, int8 = (Path(tmp) / n for n in ("g.onnx", "g.pre.onnx", "g.int8.onnx"))
-        fp32.write_bytes(export.export_bytes(generator, "onnx"))
+        fp32.write_bytes(export.export_bytes(generator, "onnx", downscale))
         try:
             # Folds the exporter's constants into initializers: without it the quantiser leaves
             # some biases in float, ONNX Runtime cannot fuse those convolutions into
@@ -224,9 +228,11 @@ def choose_int8(
     photos: Sequence[np.ndarray],
     style: np.ndarray | None = None,
     threads: int = 1,
+    downscale: int = 1,
 ) -> Int8Choice:
     """Quantises ``generator`` on the first half of ``photos`` and gates it on the second half
-    (on the one photo for both when there is only one).
+    (on the one photo for both when there is only one); both models run G on photos shrunk
+    ``downscale`` times.
 
     Raises:
         ValueError: No photos.
@@ -238,10 +244,11 @@ def choose_int8(
     half = max(1, len(photos) // 2)
     calibration, held = photos[:half], photos[half:] or photos[:half]
     try:
-        model = int8_onnx(generator, calibration)
+        model = int8_onnx(generator, calibration, downscale=downscale)
     except QuantizationError as e:
         return Int8Choice(None, None, f"stays fp32: {e}")
-    fp32, int8 = OnnxGenerator(generator, threads), OnnxGenerator(generator, threads, model)
+    fp32 = OnnxGenerator(generator, threads, downscale=downscale)
+    int8 = OnnxGenerator(generator, threads, model, downscale)
     result = gate(held, [fp32(x[None])[0] for x in held], [int8(x[None])[0] for x in held], style)
     if result.ok:
         return Int8Choice(model, result, f"int8: {result.text()}")

@@ -68,6 +68,7 @@ def test_the_docs_script_restyles_a_garment_like_the_restyle_job(reg: str, tmp_p
         (["--style", "dots", "--version", "v7", "--out", "x.onnx"], "no version 'v7'"),
         (["--style", "dots", "--out", "x.pt"], "must end in .onnx"),
         (["--style", "dots", "--version", "7", "--out", "x.onnx"], "bad version '7'"),
+        (["--style", "dots", "--downscale", "0", "--out", "x.onnx"], "--downscale 0: must be"),
     ],
 )
 def test_bad_arguments_exit_2_with_the_reason(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,38 @@ def test_serve_runtime_is_checked() -> None:
     assert restyle_config(restyle_options(args)).runtime == "onnx-int8"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--registry", "/r", "--runtime", "onnx-int8"])
+
+
+def test_downscale_comes_from_the_flag_or_the_file_and_is_checked(tmp_path: Path) -> None:
+    flags = ["--registry", "r", "--styles", "a", "--input", "i", "--output", "o"]
+    args = build_parser().parse_args(["restyle", *flags])
+    assert restyle_config(restyle_options(args)).downscale == 1
+    args = build_parser().parse_args(["restyle", *flags, "--downscale", "2"])
+    assert restyle_config(restyle_options(args)).downscale == 2
+    path = tmp_path / "job.yaml"
+    path.write_text("registry: r\nstyles: a\ninput: i\noutput: o\ndownscale: 4\n")
+    args = build_parser().parse_args(["restyle", "--config", str(path)])
+    assert restyle_config(restyle_options(args)).downscale == 4
+    for bad in (0, 9, 1.5, True):
+        with pytest.raises(
+            config.ConfigError, match=r"^restyle.downscale: .* is not an integer from 1 to 8"
+        ):
+            config.RestyleConfig(registry="r", styles=("a",), input="i", output="o", downscale=bad)
+
+
+def test_downscale_changes_the_fingerprint_only_when_above_one() -> None:
+    """Outputs made before --downscale existed stay done; a downscaled run redoes them."""
+    from fsg_ray.distributed.restyle_plan import settings_for
+
+    def fingerprint(downscale: int) -> str:
+        cfg = config.RestyleConfig(
+            registry="r", styles=("a",), input="i", output="o", downscale=downscale
+        )
+        return settings_for(cfg).fingerprint
+
+    before = {"masks": "manifest", "max_side": 1024, "preserve_color": False, "format": "png"}
+    assert (
+        fingerprint(1)
+        == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
+    )
+    assert len({fingerprint(1), fingerprint(2), fingerprint(4)}) == 3

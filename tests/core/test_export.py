@@ -101,3 +101,30 @@ def test_a_residual_generator_exports_to_onnx_and_torchscript(vgg: VGGWeights) -
     assert_close(got, want)
     scripted = torch.jit.load(io.BytesIO(export.export_bytes(gen, "torchscript")))
     assert_close(scripted(torch.from_numpy(batch)).numpy(), want)
+
+
+@pytest.mark.parametrize("shape", [(2, 190, 253), (1, 5, 9)])
+def test_a_downscaled_export_matches_run_styles_downscaled(
+    generator: Generator, shape: tuple
+) -> None:
+    """``downscale`` 2: G runs on the photo shrunk twice, in torch, ONNX Runtime and
+    TorchScript alike; odd sizes pad to multiples of 16 and crop back."""
+    batch = batch_of(shape, seed=4)
+    want = run_styles({"s": generator}, batch, {"s": range(len(batch))}, CPU, downscale=2)["s"]
+    assert want.shape == batch.shape
+    assert not np.array_equal(want, reference(generator, batch))  # not the full-size run
+    with torch.inference_mode():
+        assert_close(export.ImageGenerator(generator, 2)(torch.from_numpy(batch)).numpy(), want)
+    session = ort.InferenceSession(
+        export.export_bytes(generator, "onnx", downscale=2), providers=["CPUExecutionProvider"]
+    )
+    (got,) = session.run([export.OUTPUT], {export.INPUT: batch})
+    assert_close(got, want)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2"])
+def test_a_downscale_that_is_not_a_positive_integer_is_refused(
+    generator: Generator, bad: object
+) -> None:
+    with pytest.raises(ValueError, match="downscale must be an integer >= 1"):
+        export.export_bytes(generator, "onnx", downscale=bad)  # type: ignore[arg-type]

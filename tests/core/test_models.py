@@ -130,3 +130,38 @@ def test_residual_output_moves_in_logit_space_and_stays_in_range(vgg: models.VGG
         y = gen(x)
     want = torch.sigmoid(torch.logit(x.clamp(0.01, 0.99)) + 2.0)
     assert torch.allclose(y, want, atol=1e-5) and y.min() > 0 and y.max() < 1
+
+
+def test_shrink_averages_areas_and_factor_one_is_the_input() -> None:
+    x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
+    assert models.shrink(x, 1) is x
+    assert models.shrink(x, 2).flatten().tolist() == [2.5, 4.5, 10.5, 12.5]
+
+
+def test_upscale_change_at_factor_one_is_the_low_resolution_output() -> None:
+    x, y = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    assert models.upscale_change(x, x, y, 1, 0.01) is y
+
+
+def test_upscale_change_keeps_the_photo_where_g_changed_nothing() -> None:
+    """No change at low resolution: every full-resolution pixel (its fine detail too) comes back."""
+    x = torch.rand(2, 3, 16, 12) * 0.98 + 0.01
+    x_low = models.shrink(x, 4)
+    y = models.upscale_change(x, x_low, x_low.clone(), 4, 0.01)
+    assert y.shape == x.shape
+    assert torch.allclose(y, x, atol=1e-5)
+
+
+def test_upscale_change_carries_a_uniform_logit_change_to_every_pixel() -> None:
+    x = torch.rand(1, 3, 8, 8) * 0.98 + 0.01
+    x_low = models.shrink(x, 2)
+    y_low = torch.sigmoid(torch.logit(x_low) + 1.5)
+    y = models.upscale_change(x, x_low, y_low, 2, 0.01)
+    assert torch.allclose(y, torch.sigmoid(torch.logit(x) + 1.5), atol=1e-5)
+
+
+def test_upscale_change_keeps_saturated_outputs_in_range() -> None:
+    x = torch.rand(1, 3, 8, 8)
+    x_low = models.shrink(x, 2)
+    y = models.upscale_change(x, x_low, torch.zeros_like(x_low), 2, 0.01)
+    assert y.min() >= 0 and y.max() < 0.01

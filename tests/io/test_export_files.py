@@ -107,3 +107,26 @@ def test_card_uris_replace_the_format_suffix() -> None:
         "s3://b/m/dots.v1.card.json",
         "s3://b/m/dots.v1.card.md",
     )
+
+
+def test_a_downscaled_export_says_so_on_its_card_and_runs_as_restyle_does(
+    reg: str, tmp_path: Path
+) -> None:
+    out = str(tmp_path / "dots.onnx")
+    done = export_style(Storage(), reg, "dots", "v2", "onnx", out, downscale=2)
+    assert done.card["downscale"] == 2 and "multiples of 16" in done.card["padding"]
+    assert "shrunk 2 times" in Path(done.card_md).read_text()
+    batch = np.random.default_rng(1).integers(0, 256, (1, 37, 21, 3), dtype=np.uint8)
+    (got,) = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(
+        None, {"image": batch}
+    )
+    gen, _ = registry.load(Storage(), reg, "dots", CPU, "v2")
+    want = run_styles({"d": gen}, batch, {"d": [0]}, CPU, downscale=2)["d"]
+    assert np.abs(got.astype(int) - want).max() <= 1
+
+
+@pytest.mark.parametrize("bad", [0, 9, 2.0])
+def test_a_bad_downscale_is_refused_before_any_work(reg: str, tmp_path: Path, bad: object) -> None:
+    with pytest.raises(ValueError, match="--downscale .*: must be an integer from 1 to 8"):
+        export_style(Storage(), reg, "dots", None, "onnx", str(tmp_path / "d.onnx"), bad)  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())

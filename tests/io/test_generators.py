@@ -127,3 +127,19 @@ def test_onnx_bank_matches_the_torch_bank_and_mixes_with_torch(reg: str) -> None
         assert got[style].shape == want[style].shape
         assert np.abs(got[style].astype(int) - want[style]).max() <= 1
     assert np.array_equal(mixed["dots"], got["dots"])
+
+
+def test_a_downscaled_bank_runs_g_on_the_shrunk_photo_in_both_runtimes(reg: str) -> None:
+    """``downscale`` 2 on torch and ONNX: the same pixels, full-size outputs, and G's change
+    at half resolution laid over the photo (not the full-size run's pixels)."""
+    versions = {"dots": "v2"}
+    full = StyleBank.load(Storage(), reg, versions, CPU, "torch")
+    on_torch = StyleBank.load(Storage(), reg, versions, CPU, "torch", downscale=2)
+    on_onnx = StyleBank.load(Storage(), reg, versions, CPU, "onnx", threads=1, downscale=2)
+    assert on_torch.downscale == on_onnx.downscale == 2
+    batch = np.random.default_rng(2).integers(0, 256, (2, 37, 50, 3), dtype=np.uint8)
+    wanted = {"dots": [0, 1]}
+    want = on_torch.run(batch, wanted, CPU)["dots"]
+    assert want.shape == batch.shape
+    assert np.abs(on_onnx.run(batch, wanted, CPU)["dots"].astype(int) - want).max() <= 1
+    assert not np.array_equal(want, full.run(batch, wanted, CPU)["dots"])

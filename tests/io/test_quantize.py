@@ -120,3 +120,19 @@ def test_bank_runs_the_given_model_per_style(
     assert not np.array_equal(got["dots"], want["dots"])  # its int8 model
     # On CUDA, onnx-int8 is torch (the GPU runs the generator in bf16 instead).
     assert for_runtime(gen, "onnx-int8", torch.device("cuda")) is gen
+
+
+def test_a_downscaled_int8_model_runs_g_on_the_shrunk_photo(
+    gen: Generator, photos: list[np.ndarray]
+) -> None:
+    """``downscale`` travels into the int8 file: it stays near the downscaled fp32 model,
+    not the full-size one."""
+    model = quantize.int8_onnx(gen, photos[:3], downscale=2)
+    fp32 = OnnxGenerator(gen, 1, downscale=2)
+    int8 = OnnxGenerator(gen, 1, model)
+    batch = np.random.default_rng(1).integers(0, 256, (2, 37, 45, 3), dtype=np.uint8)
+    a, b = fp32(batch), int8(batch)
+    assert b.shape == batch.shape
+    near = np.abs(a.astype(int) - b).mean()
+    full = np.abs(OnnxGenerator(gen, 1)(batch).astype(int) - b).mean()
+    assert near < 3 and near < full, (near, full)
