@@ -14,7 +14,7 @@ makes two outputs).
     python benchmarks/bench_restyle.py --sizes 288,1024 --images 256 --actors 1 --write-docs
                                                                   # a GPU machine (one actor/GPU)
     python benchmarks/bench_restyle.py --sizes 256x192 --styles 1 --actors 2 \
-        --runtime onnx-int8 --images 110                         # the peer's 192x256 garments
+        --runtime onnx --images 110 --downscale 2                # the peer's 192x256 garments
 
 Generators are the paper's architecture (VGG-19 to relu4_1, decoder 512-256-128-64) with
 random weights (speed does not depend on the values), published to a registry in a temporary
@@ -51,6 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_generator import write_docs  # noqa: E402
 
 ALL_STYLES = ("stripes", "waves")
+#: The ONNX-based pip-installable peer at 192x256 on the same 2 cores (issue 17).
+PEER_IMAGES_PER_S = 6.6
 STYLES = ALL_STYLES
 
 
@@ -85,7 +87,9 @@ def make_inputs(root: Path, size: str, n: int) -> tuple[Path, Path]:
     return photos, masks
 
 
-def bare_loop(reg: str, photos: Path, masks: Path, out: Path, max_side: int, runtime: str) -> float:
+def bare_loop(
+    reg: str, photos: Path, masks: Path, out: Path, max_side: int, runtime: str, downscale: int
+) -> float:
     """Seconds for the job's work done in one process, batched by size like the actors."""
     storage, device = Storage(), torch.device("cuda" if torch.cuda.is_available() else "cpu")
     versions = {s: registry.resolve(storage, reg, s).version for s in STYLES}
@@ -101,11 +105,12 @@ def bare_loop(reg: str, photos: Path, masks: Path, out: Path, max_side: int, run
         ]
         cache = EncoderCache(storage, device)
         for s in STYLES:
-            choice = quantize.choose_int8(cache.load(reg, s)[0], sample, None, threads)
+            gen = cache.load(reg, s)[0]
+            choice = quantize.choose_int8(gen, sample, None, threads, downscale)
             print(f"bare loop, {s}: {choice.reason}", flush=True)
             if choice.model is not None:
                 models[s] = choice.model
-    bank = StyleBank.load(storage, reg, versions, device, runtime, threads, models)
+    bank = StyleBank.load(storage, reg, versions, device, runtime, threads, models, downscale)
     t0 = time.perf_counter()
     for start in range(0, len(files), restyle.BATCH_IMAGES):
         shots, cut = [], []
@@ -126,7 +131,14 @@ def bare_loop(reg: str, photos: Path, masks: Path, out: Path, max_side: int, run
 
 
 def job(
-    reg: str, photos: Path, masks: Path, out: Path, max_side: int, actors: int, runtime: str
+    reg: str,
+    photos: Path,
+    masks: Path,
+    out: Path,
+    max_side: int,
+    actors: int,
+    runtime: str,
+    downscale: int,
 ) -> tuple[float, dict[str, float]]:
     """Seconds for ``restyle.restyle`` (plan, Ray Data job, manifest) on the running Ray, and
     its start-up and steady state (:func:`split_startup`)."""
@@ -139,6 +151,7 @@ def job(
         max_side=max_side,
         actors=actors,
         runtime=runtime,
+        downscale=downscale,
     )
     t0, wall0 = time.perf_counter(), time.time()
     result = restyle.restyle(cfg, Storage())
@@ -159,7 +172,7 @@ def split_startup(out: Path, wall0: float) -> dict[str, float]:
 
 
 def measure(
-    size: str, n: int, actors: list[int], repeats: int, work: Path, runtime: str
+    size: str, n: int, actors: list[int], repeats: int, work: Path, runtime: str, downscale: int
 ) -> dict[str, Any]:
     """Best-of-``repeats`` seconds of the bare loop and of the job at each pool size."""
     reg = make_registry(work / f"reg{size}", torch.device("cpu"))
@@ -170,10 +183,10 @@ def measure(
     phases: dict[str, list[dict[str, float]]] = {}
     for r in range(repeats):  # interleaved, so that both sides see the same background load
         bare_out = work / f"bare{size}_{r}"
-        runs["bare"].append(bare_loop(reg, photos, masks, bare_out, side, runtime))
+        runs["bare"].append(bare_loop(reg, photos, masks, bare_out, side, runtime, downscale))
         for k in actors:
             out = work / f"job{size}_{k}_{r}"
-            seconds, split = job(reg, photos, masks, out, side, k, runtime)
+            seconds, split = job(reg, photos, masks, out, side, k, runtime, downscale)
             runs.setdefault(f"job_{k}", []).append(seconds)
             phases.setdefault(f"job_{k}", []).append(split)
     best = {key: min(v) for key, v in runs.items()}
@@ -211,7 +224,8 @@ def render(result: dict[str, Any], command: str) -> str:
     lines = [
         f"### Bulk restyle vs a bare loop, {result['device']} ({time.strftime('%Y-%m-%d')})",
         "",
-        f"`{command}` (torch {torch.__version__}; runtime {result['runtime']}; bare loop on "
+        f"`{command}` (torch {torch.__version__}; runtime {result['runtime']}; downscale "
+        f"{result.get('downscale', 1)}; bare loop on "
         f"{result['threads']} threads). {len(STYLES)} style(s), paper generator architecture, "
         "random weights, given masks, PNG outputs; best of the repeats, outputs per second.",
         "",
@@ -252,8 +266,23 @@ def render(result: dict[str, Any], command: str) -> str:
         lines.append(f"- {label(m['size'])}: " + json.dumps(m["seconds"]))
     best = max(r for m in result["sizes"] for r in m["ratio"].values())
     best_steady = max(r for m in result["sizes"] for r in m["steady_ratio"].values())
+    peer = [
+        m["outputs_per_s"][f"job_{k}"]
+        for m in result["sizes"]
+        if m["size"] == "256x192" and len(STYLES) == 1
+        for k in result["actors"]
+    ]
     lines += [
         "",
+        *(
+            [
+                f"- **Goal ≥ {PEER_IMAGES_PER_S} images/s at 192×256 (the pip-installable "
+                f"peer): {'met' if max(peer) >= PEER_IMAGES_PER_S else 'missed'}** "
+                f"(best job {max(peer)} images/s)."
+            ]
+            if peer
+            else []
+        ),
         f"- **Goal ≥ 0.8x the bare loop: {'met' if best >= 0.8 else 'missed'}** for the whole "
         f"job (best {best}x); steady state: "
         f"**{'met' if best_steady >= 0.8 else 'missed'}** (best {best_steady}x).",
@@ -283,6 +312,12 @@ def main() -> None:
         default="auto",
         help="auto, torch, onnx or onnx-int8, for the job and the bare loop",
     )
+    p.add_argument(
+        "--downscale",
+        type=int,
+        default=1,
+        help="fsg restyle --downscale N for the job and the bare loop (default: 1)",
+    )
     p.add_argument("--write-docs", action="store_true", help="record in docs/benchmarks.md")
     args = p.parse_args()
     global STYLES
@@ -297,7 +332,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-restyle-"))
     try:
         sizes = [
-            measure(s, args.images, actors, args.repeats, work, args.runtime)
+            measure(s, args.images, actors, args.repeats, work, args.runtime, args.downscale)
             for s in args.sizes.split(",")
         ]
     finally:
@@ -306,6 +341,7 @@ def main() -> None:
         "device": device_name(),
         "threads": torch.get_num_threads(),
         "runtime": args.runtime,
+        "downscale": args.downscale,
         "actors": actors,
         "sizes": sizes,
         "load_before": load_before,

@@ -11,6 +11,9 @@ restyle job's actors do (:func:`fsg_ray.io.generators.run_loaded`):
                  calibrated on other garments)
     onnx-int8-float-ends  the same but the first and the last convolution stay in float
     onnx-0.75    onnx on the garment shrunk to 0.75 of its sides, the output resized back
+    onnx-down2   ``--downscale 2``: G on the garment shrunk twice, its change laid over the
+                 full-size garment inside the ONNX graph (core.models.upscale_change)
+    onnx-int8-down2  the same, int8 with float ends (``runtime: onnx-int8 --downscale 2``)
 
 Quality is ``fsg eval``'s metrics on the outputs (docs/metrics.md): structure similarity to
 the input inside the mask, Gram style distance and sliced Wasserstein distance to the style
@@ -54,6 +57,7 @@ from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import Generator, VGG19Features, load_vgg
 from fsg_ray.io import quantize, registry
 from fsg_ray.io.generators import OnnxGenerator
+from fsg_ray.io.images import decode_image
 from fsg_ray.io.storage import Storage
 from fsg_ray.io.synthetic import garment, style_texture
 
@@ -142,6 +146,10 @@ def variants(gen: Generator, calibration: np.ndarray, threads: int) -> dict[str,
     fp32 = OnnxGenerator(gen, threads)
     int8 = session(int8_model(gen, calibration, float_ends=False), threads)
     int8_ends = session(int8_model(gen, calibration, float_ends=True), threads)
+    down2 = OnnxGenerator(gen, threads, downscale=2)
+    int8_down2 = OnnxGenerator(
+        gen, threads, quantize.int8_onnx(gen, list(calibration), downscale=2), downscale=2
+    )
     return {
         "torch": on_torch,
         "torch-bf16": on_torch_bf16,
@@ -149,6 +157,8 @@ def variants(gen: Generator, calibration: np.ndarray, threads: int) -> dict[str,
         "onnx-int8": lambda b: int8.run(None, {export.INPUT: b})[0],
         "onnx-int8-float-ends": lambda b: int8_ends.run(None, {export.INPUT: b})[0],
         "onnx-0.75": shrunk(fp32, 0.75),
+        "onnx-down2": down2,
+        "onnx-int8-down2": int8_down2,
     }
 
 
@@ -191,20 +201,27 @@ def quality(
     return {"structure": float(structure), "gram": float(gram), "swd": float(swd)}
 
 
+def published_style_image(metadata: dict[str, Any], fallback: np.ndarray) -> np.ndarray:
+    """The style image a published generator was trained on (its metadata's
+    ``style_image``), so that its style distances are to its own style; else ``fallback``."""
+    uri = metadata.get("style_image")
+    if not isinstance(uri, str):
+        print("no style_image in the metadata: style distances are to the stripes texture")
+        return fallback
+    return np.asarray(decode_image(Storage().read_bytes(uri), name=uri))
+
+
 def measure(args: argparse.Namespace, height: int, width: int) -> list[dict[str, Any]]:
     """One row per variant at height x width: images/s and quality against the reference."""
+    texture = np.asarray(style_texture("stripes", size=args.style_size))
     if args.registry:
-        gen, _ = registry.load(Storage(), args.registry, args.style, CPU)
+        gen, found = registry.load(Storage(), args.registry, args.style, CPU)
+        texture = published_style_image(found.metadata, texture)
     else:
         gen = textured_generator(args.decoder_channels)
     batch, cut = garments(args.batch, height, width, seed=0)
     calibration, _ = garments(args.calibration, height, width, seed=1000)
-    style = (
-        torch.from_numpy(np.array(style_texture("stripes", size=args.style_size)))
-        .permute(2, 0, 1)
-        .float()
-        / 255
-    )
+    style = torch.from_numpy(np.array(texture)).permute(2, 0, 1).float() / 255
     phi = VGG19Features(load_vgg("random:0").state, metrics.STYLE_LAYERS[-1])
     with torch.inference_mode():
         runs = variants(gen, calibration, args.threads)

@@ -46,3 +46,26 @@ def test_the_table_reports_whole_job_and_steady_state_verdicts(
     assert "| 192×256 | 2 actor(s) | 4.0 | 1.7 | 0.85x |" in text
     assert "**Goal ≥ 0.8x the bare loop: missed** for the whole job (best 0.5x)" in text
     assert "steady state: **met** (best 0.85x)" in text
+
+
+def test_the_table_states_the_peer_goal_at_192x256_with_one_style(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bench_restyle, "STYLES", ("stripes",))
+    size = {
+        "size": "256x192", "inputs": 10, "outputs": 10,
+        "seconds": {"bare": [1.0], "job_1": [2.0], "job_2": [1.4]},
+        "outputs_per_s": {"bare": 10.0, "job_1": 5.0, "job_2": 7.1},
+        "ratio": {"job_1": 0.5, "job_2": 0.71},
+        "startup_s": {"job_1": 4.0, "job_2": 4.0}, "steady_per_s": {"job_1": 6.0, "job_2": 8.0},
+        "steady_ratio": {"job_1": 0.6, "job_2": 0.8},
+    }  # fmt: skip
+    result = {"device": "CPU", "threads": 2, "runtime": "onnx", "downscale": 2, "actors": [1, 2],
+              "sizes": [size], "load_before": [0, 0, 0], "load_after": [0, 0, 0]}  # fmt: skip
+    text = bench_restyle.render(result, "python benchmarks/bench_restyle.py --downscale 2")
+    assert "runtime onnx; downscale 2;" in text
+    assert (
+        "**Goal ≥ 6.6 images/s at 192×256 (the pip-installable peer): met** (best job 7.1" in text
+    )
+    monkeypatch.setattr(bench_restyle, "STYLES", ("stripes", "waves"))  # outputs are not images
+    assert "6.6 images/s" not in bench_restyle.render(result, "python ...")

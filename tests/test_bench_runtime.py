@@ -26,6 +26,8 @@ def test_dry_run_measures_every_variant() -> None:
         "onnx-int8",
         "onnx-int8-float-ends",
         "onnx-0.75",
+        "onnx-down2",
+        "onnx-int8-down2",
     ]
     ref, onnx = rows[0], rows[2]
     assert (ref["speed_up"], ref["d_structure"], ref["d_gram_pct"]) == (1.0, 0.0, 0.0)
