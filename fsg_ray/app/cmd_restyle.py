@@ -109,8 +109,9 @@ def register(
         "--runtime",
         choices=list(RUNTIMES),
         default=None,
-        help="run the generators in torch or ONNX Runtime (CPU, the actor's CPUs as threads); "
-        "auto: onnx on a CPU-only machine, torch with CUDA; onnx-int8: int8 on the CPU, "
+        help="run the generators in torch, torch with bf16 on the CPU (torch-bf16) or ONNX "
+        "Runtime (CPU, the actor's CPUs as threads); auto: torch with CUDA, else torch-bf16 "
+        "where the CPU has bf16 matrix units (Intel AMX), else onnx; onnx-int8: int8 on the CPU, "
         "calibrated on the job's first photos, per style only where it keeps fsg eval's "
         "metrics (default: auto)",
     )

@@ -51,8 +51,9 @@ def register(
         "--runtime",
         choices=list(SERVE_RUNTIMES),
         default=None,
-        help="run the generators in torch or ONNX Runtime (CPU, replica_cpus threads); "
-        "auto: onnx on a CPU-only machine, torch with CUDA (default: auto)",
+        help="run the generators in torch, torch with bf16 on the CPU (torch-bf16) or ONNX "
+        "Runtime (CPU, replica_cpus threads); auto: torch with CUDA, else torch-bf16 where "
+        "the CPU has bf16 matrix units (Intel AMX), else onnx (default: auto)",
     )
     serve.set_defaults(func=run)
 

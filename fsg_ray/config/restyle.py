@@ -42,7 +42,7 @@ class RestyleConfig:
         preserve_color: Keep the input's chroma (CbCr), take only the luma from G(x).
         overwrite: Redo outputs that are already done.
         actors: Size of the actor pool (each holds every style's generator).
-        runtime: ``auto``, ``torch``, ``onnx`` or ``onnx-int8``
+        runtime: ``auto``, ``torch``, ``torch-bf16``, ``onnx`` or ``onnx-int8``
             (:mod:`fsg_ray.config.runtime`); ONNX Runtime gets the actor's CPUs as its
             threads. ``onnx-int8`` calibrates on the job's first photos and keeps a style in
             fp32 when int8 moves its outputs too far (:mod:`fsg_ray.io.quantize`).

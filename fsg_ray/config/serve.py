@@ -46,7 +46,7 @@ class ServeConfig:
         retry_after_s: The ``Retry-After`` of a 503.
         replica_cpus: CPUs each generator replica reserves.
         replica_gpus: GPUs each generator replica reserves (0: runs on CPU).
-        runtime: ``auto``, ``torch`` or ``onnx`` (:mod:`fsg_ray.config.runtime`; not
+        runtime: ``auto``, ``torch``, ``torch-bf16`` or ``onnx`` (:mod:`fsg_ray.config.runtime`; not
             ``onnx-int8``, which needs calibration photos); ONNX Runtime gets
             ``replica_cpus`` threads (at least 1).
         ingress_cpus: CPUs each ingress replica reserves.

@@ -34,6 +34,7 @@ def run_styles(
     wanted: Mapping[str, Sequence[int]],
     device: torch.device,
     downscale: int = 1,
+    cpu_bf16: bool = False,
 ) -> dict[str, np.ndarray]:
     """G_s(x) for each style s on the images ``wanted[s]`` of a same-size batch.
 
@@ -48,6 +49,7 @@ def run_styles(
         downscale: Run G on the batch shrunk by this factor and lay its change over the
             full-resolution images (:func:`fsg_ray.core.models.upscale_change`): about
             ``downscale**2`` times less work; 1 runs G at full resolution.
+        cpu_bf16: bf16 autocast on the CPU too (``runtime: torch-bf16``); CUDA always has it.
 
     Returns:
         Style -> (len(wanted[s]), H, W, 3) uint8, rounded as ``images.to_image``. No
@@ -64,7 +66,7 @@ def run_styles(
         if picked:
             by_encoder.setdefault(id(generators[style].encoder), []).append(style)
     out = {}
-    with torch.inference_mode(), autocast(device):
+    with torch.inference_mode(), autocast(device, cpu_bf16):
         for styles in by_encoder.values():
             z = generators[styles[0]].encode(x_low)  # E_n(x): (B, 512, H/8f, W/8f)
             for style in styles:

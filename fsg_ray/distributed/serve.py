@@ -60,12 +60,11 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
 from fsg_ray.config import ServeConfig, StorageOptions, from_dict
-from fsg_ray.core.models import Generator
 from fsg_ray.distributed import api
 from fsg_ray.distributed.api import ApiError
 from fsg_ray.distributed.catalog import StyleCatalog
 from fsg_ray.io import registry
-from fsg_ray.io.generators import EncoderCache, OnnxGenerator, for_runtime, run_loaded
+from fsg_ray.io.generators import EncoderCache, Runner, for_runtime, run_loaded
 from fsg_ray.io.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -119,7 +118,7 @@ class StyleGenerators:
             storage_for(self.cfg), self.device, max_encoders=self.cfg.encoders_per_replica
         )
 
-        async def load(mid: str) -> Generator | OnnxGenerator:
+        async def load(mid: str) -> Runner:
             style, version = api.parse_model_id(mid)
             gen, _ = await asyncio.to_thread(self.cache.load, self.cfg.registry, style, version)
             threads = max(1, int(self.cfg.replica_cpus))

@@ -1,7 +1,8 @@
 """Published generators loaded for inference: :class:`EncoderCache` (one VGG encoder E_n per
 weight spec, shared by every style loaded through it), :class:`StyleBank` (a fixed set of
 styles, run together by :func:`fsg_ray.core.inference.run_styles`), and the ONNX Runtime path
-(:class:`OnnxGenerator`, :func:`for_runtime`, :func:`run_loaded`). No Ray import.
+(:class:`OnnxGenerator`, :func:`for_runtime`, :func:`run_loaded`), and bf16 on the CPU
+(:class:`CpuBf16`). No Ray import.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 import torch
 
 from fsg_ray.config.runtime import RUNTIMES
+from fsg_ray.core.device import cpu_has_bf16_matrix_units
 from fsg_ray.core.export import INPUT, export_bytes
 from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import Generator, VGG19Features, VGGWeights
@@ -91,7 +94,7 @@ class StyleBank:
             (:func:`fsg_ray.core.inference.run_styles`).
     """
 
-    generators: dict[str, Generator | OnnxGenerator]
+    generators: dict[str, Runner]
     by_encoder: dict[str, list[str]]
     downscale: int = 1
 
@@ -114,7 +117,7 @@ class StyleBank:
         the same ``downscale``); a style without one is exported here.
         """
         cache = EncoderCache(storage, device)
-        generators: dict[str, Generator | OnnxGenerator] = {}
+        generators: dict[str, Runner] = {}
         by_encoder: dict[str, list[str]] = {}
         for style, version in versions.items():
             gen, found = cache.load(registry_uri, style, version)
@@ -167,6 +170,33 @@ class OnnxGenerator:
         return np.asarray(self.session.run(None, {INPUT: np.ascontiguousarray(batch)})[0])
 
 
+class CpuBf16(NamedTuple):
+    """A torch generator run under bf16 autocast on the CPU (``runtime: torch-bf16``)."""
+
+    generator: Generator
+
+
+#: What :func:`for_runtime` returns and :func:`run_loaded` runs.
+Runner: TypeAlias = Generator | CpuBf16 | OnnxGenerator
+
+
+def resolve_runtime(runtime: str, device: torch.device) -> str:
+    """The runtime that ``runtime`` means on ``device``: ``auto`` is ``torch`` on CUDA, and on
+    the CPU ``torch-bf16`` where it has bf16 matrix units, else ``onnx``; every runtime is
+    ``torch`` on CUDA except an explicit ``onnx``.
+
+    Raises:
+        ValueError: An unknown runtime.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    if device.type != "cpu":
+        return "onnx" if runtime == "onnx" else "torch"
+    if runtime == "auto":
+        return "torch-bf16" if cpu_has_bf16_matrix_units() else "onnx"
+    return runtime
+
+
 def for_runtime(
     generator: Generator,
     runtime: str,
@@ -174,36 +204,44 @@ def for_runtime(
     threads: int = 1,
     model: bytes | None = None,
     downscale: int = 1,
-) -> Generator | OnnxGenerator:
-    """The generator for a runtime (:mod:`fsg_ray.config.runtime`): itself for ``torch``, an
-    :class:`OnnxGenerator` with ``threads`` intra-op threads for ``onnx`` and ``onnx-int8``
-    (running ``model`` when given, else the generator exported in fp32 with ``downscale``);
-    ``auto`` is ``onnx`` on the CPU and ``torch`` on CUDA, and so is ``onnx-int8`` on CUDA.
-    A torch generator gets ``downscale`` when it runs (:func:`run_loaded`).
+) -> Runner:
+    """The generator for a runtime (:mod:`fsg_ray.config.runtime`, :func:`resolve_runtime`):
+    itself for ``torch``, a :class:`CpuBf16` for ``torch-bf16``, an :class:`OnnxGenerator`
+    with ``threads`` intra-op threads for ``onnx`` and ``onnx-int8`` (running ``model`` when
+    given, else the generator exported in fp32 with ``downscale``). A torch generator gets
+    ``downscale`` when it runs (:func:`run_loaded`).
 
     Raises:
         ValueError: An unknown runtime.
     """
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
-    if runtime == "torch" or (runtime != "onnx" and device.type != "cpu"):
+    chosen = resolve_runtime(runtime, device)
+    if chosen == "torch":
         return generator
+    if chosen == "torch-bf16":
+        return CpuBf16(generator)
     return OnnxGenerator(generator, threads, model, downscale)
 
 
 def run_loaded(
-    generators: Mapping[str, Generator | OnnxGenerator],
+    generators: Mapping[str, Runner],
     batch: np.ndarray,
     wanted: Mapping[str, Sequence[int]],
     device: torch.device,
     downscale: int = 1,
 ) -> dict[str, np.ndarray]:
     """:func:`run_styles` over generators from :func:`for_runtime`: the torch ones together
-    (one E_n pass per shared encoder, on photos shrunk ``downscale`` times), each ONNX one on
-    its own images (its file has its own ``downscale`` inside)."""
-    on_torch = {s: g for s, g in generators.items() if isinstance(g, Generator)}
-    torch_wanted = {s: p for s, p in wanted.items() if s in on_torch}
-    out = run_styles(on_torch, batch, torch_wanted, device, downscale)
+    (one E_n pass per shared encoder and precision, on photos shrunk ``downscale`` times),
+    each ONNX one on its own images (its file has its own ``downscale`` inside)."""
+    out: dict[str, np.ndarray] = {}
+    for cpu_bf16 in (False, True):
+        on_torch = {
+            s: g.generator if isinstance(g, CpuBf16) else g
+            for s, g in generators.items()
+            if isinstance(g, CpuBf16 if cpu_bf16 else Generator)
+        }
+        torch_wanted = {s: p for s, p in wanted.items() if s in on_torch}
+        if torch_wanted:
+            out |= run_styles(on_torch, batch, torch_wanted, device, downscale, cpu_bf16)
     for style, picked in wanted.items():
         gen = generators[style]
         if picked and isinstance(gen, OnnxGenerator):

@@ -57,7 +57,8 @@ def test_runtime_comes_from_the_flag_or_the_file_and_is_checked(tmp_path: Path) 
     path.write_text("registry: r\nstyles: a\ninput: i\noutput: o\nruntime: tvm\n")
     options = restyle_options(build_parser().parse_args(["restyle", "--config", str(path)]))
     with pytest.raises(
-        config.ConfigError, match="^restyle.runtime: 'tvm' is not one of auto, torch, onnx"
+        config.ConfigError,
+        match="^restyle.runtime: 'tvm' is not one of auto, torch, torch-bf16, onnx",
     ):
         restyle_config(options)
 
@@ -68,7 +69,8 @@ def test_serve_runtime_is_checked() -> None:
         config.ServeConfig(registry="/r", runtime="gpu")
     # int8 needs calibration photos: a bulk job has them, an online service does not
     with pytest.raises(
-        config.ConfigError, match="^runtime: 'onnx-int8' is not one of auto, torch, onnx$"
+        config.ConfigError,
+        match="^runtime: 'onnx-int8' is not one of auto, torch, torch-bf16, onnx$",
     ):
         config.ServeConfig(registry="/r", runtime="onnx-int8")
     flags = ["--registry", "r", "--styles", "a", "--input", "i", "--output", "o"]

@@ -28,10 +28,9 @@ from imagefiles import png_header
 from PIL import Image
 
 from fsg_ray.config import ServeConfig
-from fsg_ray.core.inference import run_styles
-from fsg_ray.core.models import Generator, VGGWeights
+from fsg_ray.core.models import VGGWeights
 from fsg_ray.io import registry
-from fsg_ray.io.generators import EncoderCache
+from fsg_ray.io.generators import EncoderCache, Runner, for_runtime, run_loaded
 from fsg_ray.io.storage import Storage
 
 pytestmark = pytest.mark.ray
@@ -127,14 +126,16 @@ def restyle(
 
 
 @functools.cache
-def generator(reg: str, style: str, version: str | None) -> Generator:
-    return EncoderCache(Storage(), CPU).load(reg, style, version)[0]
+def generator(reg: str, style: str, version: str | None) -> Runner:
+    """The generator as the server runs it (``runtime: auto``: bf16 or ONNX Runtime on this
+    CPU, :func:`fsg_ray.io.generators.resolve_runtime`)."""
+    return for_runtime(EncoderCache(Storage(), CPU).load(reg, style, version)[0], "auto", CPU)
 
 
 def expected(reg: str, style: str, image: np.ndarray, version: str | None = None) -> np.ndarray:
     """The bare generator's output, in this process."""
     gen = generator(reg, style, version)
-    return run_styles({style: gen}, image[None], {style: [0]}, CPU)[style][0]
+    return run_loaded({style: gen}, image[None], {style: [0]}, CPU)[style][0]
 
 
 def decoded(response: requests.Response) -> np.ndarray:

@@ -11,8 +11,16 @@ from PIL import Image
 
 from fsg_ray.core.inference import pad_to_stride, run_styles
 from fsg_ray.core.models import VGGWeights
-from fsg_ray.io import registry
-from fsg_ray.io.generators import EncoderCache, OnnxGenerator, StyleBank, for_runtime, run_loaded
+from fsg_ray.io import generators, registry
+from fsg_ray.io.generators import (
+    CpuBf16,
+    EncoderCache,
+    OnnxGenerator,
+    StyleBank,
+    for_runtime,
+    resolve_runtime,
+    run_loaded,
+)
 from fsg_ray.io.images import to_image, to_tensor
 from fsg_ray.io.storage import Storage
 
@@ -96,15 +104,47 @@ def test_encoder_cache_keeps_at_most_max_encoders_specs(
         EncoderCache(Storage(), CPU, max_encoders=0)
 
 
-def test_for_runtime_picks_torch_or_onnx_runtime(reg: str) -> None:
+@pytest.mark.parametrize("amx", [False, True])
+def test_for_runtime_picks_torch_bf16_or_onnx_runtime(
+    reg: str, amx: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``auto`` on the CPU: bf16 where it has bf16 matrix units, else ONNX Runtime."""
+    monkeypatch.setattr(generators, "cpu_has_bf16_matrix_units", lambda: amx)
     gen, _ = EncoderCache(Storage(), CPU).load(reg, "dots")
     assert for_runtime(gen, "torch", CPU) is gen
-    assert for_runtime(gen, "auto", torch.device("cuda")) is gen  # CUDA: torch
-    onnx = for_runtime(gen, "auto", CPU, threads=2)
+    assert for_runtime(gen, "torch-bf16", CPU) == CpuBf16(gen)
+    cuda = torch.device("cuda")
+    assert for_runtime(gen, "auto", cuda) is for_runtime(gen, "torch-bf16", cuda) is gen
+    assert resolve_runtime("auto", CPU) == ("torch-bf16" if amx else "onnx")
+    if amx:
+        assert for_runtime(gen, "auto", CPU) == CpuBf16(gen)
+    onnx = for_runtime(gen, "auto" if not amx else "onnx", CPU, threads=2)
     assert isinstance(onnx, OnnxGenerator) and onnx.threads == 2
     assert onnx.session.get_session_options().intra_op_num_threads == 2
-    with pytest.raises(ValueError, match="unknown runtime 'tvm'; choose from auto, torch, onnx"):
+    with pytest.raises(ValueError, match="unknown runtime 'tvm'; choose from auto, torch, torch-"):
         for_runtime(gen, "tvm", CPU)
+
+
+def test_bf16_on_the_cpu_stays_near_fp32_and_mixes_with_fp32(reg: str) -> None:
+    versions = {"dots": "v2", "stripes": "v1"}
+    fp32 = StyleBank.load(Storage(), reg, versions, CPU, "torch")
+    bf16 = StyleBank.load(Storage(), reg, versions, CPU, "torch-bf16")
+    assert all(isinstance(g, CpuBf16) for g in bf16.generators.values())
+    batch = np.random.default_rng(3).integers(0, 256, (2, 21, 34, 3), dtype=np.uint8)
+    wanted = {"dots": [0, 1], "stripes": [1]}
+    want, got = fp32.run(batch, wanted, CPU), bf16.run(batch, wanted, CPU)
+    mixed = run_loaded(
+        {"dots": bf16.generators["dots"], "stripes": fp32.generators["stripes"]},
+        batch,
+        wanted,
+        CPU,
+    )
+    for style in wanted:
+        diff = np.abs(got[style].astype(int) - want[style])
+        assert got[style].shape == want[style].shape
+        assert diff.max() > 0 and diff.mean() < 2, (style, diff.mean())  # bf16, yet close
+    assert np.array_equal(mixed["dots"], got["dots"])
+    assert np.array_equal(mixed["stripes"], want["stripes"])
 
 
 def test_onnx_bank_matches_the_torch_bank_and_mixes_with_torch(reg: str) -> None:
