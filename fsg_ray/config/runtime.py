@@ -7,7 +7,8 @@ runs it in ONNX Runtime on the CPU, with as many threads as the actor or replica
 ``torch-bf16`` where the CPU has bf16 matrix units (Intel AMX), else ``onnx``. Measured in
 docs/benchmarks.md ("ONNX Runtime vs PyTorch"): on AMX cores bf16 runs the generator 2.3-2.9
 times faster than fp32 ONNX Runtime with ``fsg eval``'s metrics unchanged (structure within
-0.003, style distances within 0.1 %); without AMX, bf16 is emulated and slower.
+0.003, style distances within 0.1 %); on a CPU without AMX (AVX512-BF16 only) it measured
+1.1 times torch fp32, below ONNX Runtime's 1.3.
 
 ``onnx-int8`` (``fsg restyle`` only) quantises each style's generator to int8 on the CPU,
 calibrated on the job's own photos, and keeps a style in fp32 ONNX when int8 moves its
