@@ -9,12 +9,14 @@ Goals (issue 7): served throughput >= 0.7x the bare model's, p50 overhead <= 20 
     python benchmarks/bench_serve.py --size 512 --requests 400 --concurrency 16 --write-docs
 
 One style, the demo's generator shape (default decoder, random VGG weights: speed does not
-depend on them), published to a temporary registry. The bare side is ``run_styles`` on one
-photo at a time (and on batches, for the ceiling) with as many torch threads as the served side
-has CPUs. The served side is a fresh local Ray with ``--cpus`` CPUs, all reserved by the one
-generator replica (the ingress and Serve's proxy share the same cores, as they would). The
-load generator is bounded: ``--requests`` requests per phase from ``--concurrency`` threads,
-on 127.0.0.1 only, and a phase stops after ``--max-seconds``.
+depend on them), published to a temporary registry. The bare side runs the generator in the
+runtime the replica resolves (``--runtime``, default ``auto``: the same
+:func:`~fsg_ray.io.generators.for_runtime` call) on one photo at a time (and on batches, for
+the ceiling) with as many threads as the served side has CPUs. The served side is a fresh
+local Ray with ``--cpus`` CPUs, all reserved by the one generator replica (the ingress and
+Serve's proxy share the same cores, as they would). The load generator is bounded:
+``--requests`` requests per phase from ``--concurrency`` threads, on 127.0.0.1 only, and a
+phase stops after ``--max-seconds``.
 """
 
 from __future__ import annotations
@@ -45,11 +47,10 @@ from PIL import Image
 from fsg_ray.app import demo
 from fsg_ray.config import ServeConfig
 from fsg_ray.core import algorithm
-from fsg_ray.core.inference import run_styles
 from fsg_ray.core.models import load_vgg
 from fsg_ray.distributed import api
 from fsg_ray.io import registry
-from fsg_ray.io.generators import EncoderCache
+from fsg_ray.io.generators import EncoderCache, for_runtime, resolve_runtime, run_loaded
 from fsg_ray.io.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,14 +78,17 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": statistics.median(ms), "p99_ms": p99, "mean_ms": statistics.fmean(ms)}
 
 
-def bench_bare(reg: str, image: np.ndarray, n: int, batch: int) -> dict[str, Any]:
-    """The generator in this process: per-photo latency, and throughput one by one and batched."""
+def bench_bare(
+    reg: str, image: np.ndarray, n: int, batch: int, runtime: str, threads: int
+) -> dict[str, Any]:
+    """The generator in this process, in the runtime the replica runs it in (the same
+    :func:`for_runtime` call): per-photo latency, and throughput one by one and batched."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gen, _ = EncoderCache(Storage(), device).load(reg, STYLE)
-    gens = {STYLE: gen}
+    gens = {STYLE: for_runtime(gen, runtime, device, threads)}
 
     def one(b: np.ndarray) -> None:
-        run_styles(gens, b, {STYLE: range(len(b))}, device)
+        run_loaded(gens, b, {STYLE: range(len(b))}, device)
 
     for _ in range(3):
         one(image[None])
@@ -117,10 +121,13 @@ def bench_pipeline(image_png: bytes, n: int, cfg: ServeConfig) -> dict[str, floa
     return percentiles(times)
 
 
-def load(url: str, body: bytes, n: int, concurrency: int, max_s: float) -> dict[str, Any]:
-    """``n`` POSTs from ``concurrency`` threads (stops after ``max_s``): latency, throughput."""
+def load(url: str, body: bytes | None, n: int, concurrency: int, max_s: float) -> dict[str, Any]:
+    """``n`` restyle POSTs of ``body`` (or, with None, ``GET /healthz``: the HTTP path alone)
+    from ``concurrency`` threads (stops after ``max_s``): latency, throughput."""
     host, port = url.removeprefix("http://").split(":")
-    path = f"/v1/styles/{STYLE}/restyle"  # default_max_side is the photo's size
+    # default_max_side is the photo's size
+    method, path = ("POST", f"/v1/styles/{STYLE}/restyle") if body else ("GET", "/healthz")
+    headers = {"Content-Type": "image/png"} if body else {}
     lock, times, statuses = threading.Lock(), [], []
     left = [n]
     deadline = time.monotonic() + max_s
@@ -133,7 +140,7 @@ def load(url: str, body: bytes, n: int, concurrency: int, max_s: float) -> dict[
                     break
                 left[0] -= 1
             t = time.perf_counter()
-            conn.request("POST", path, body=body, headers={"Content-Type": "image/png"})
+            conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             with lock:
@@ -163,7 +170,7 @@ def free_port() -> int:
 
 def bench_served(
     cfg: ServeConfig, body: bytes, args: argparse.Namespace, on_ready: Callable[[str], None]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Each variant (batching off, on) deployed in turn on one local Ray: one client, then
     ``--concurrency`` clients."""
     import ray
@@ -186,10 +193,16 @@ def bench_served(
                 "one_client": load(url, body, args.requests // 2, 1, args.max_seconds),
                 "concurrent": load(url, body, args.requests, args.concurrency, args.max_seconds),
             }
+        # Serve's HTTP proxy and the ingress alone: the part of a request's cost that no
+        # model speed removes.
+        http_only = {
+            "one_client": load(url, None, args.requests // 2, 1, args.max_seconds),
+            "concurrent": load(url, None, args.requests, args.concurrency, args.max_seconds),
+        }
     finally:
         serve.shutdown()
         ray.shutdown()
-    return results
+    return results, http_only
 
 
 def render(result: dict[str, Any]) -> str:
@@ -201,6 +214,8 @@ def render(result: dict[str, Any]) -> str:
         f"`{result['command']}`",
         "",
         f"One style (demo generator shape), {result['size']} px PNG in and out, "
+        f"runtime {result.get('runtime', 'torch')} on both sides, "
+        f"{'one hop (G in the ingress)' if result.get('one_hop') else 'two hops'}, "
         f"{result['cpus']} CPU(s) for Ray; load average before {result['load_before']}, "
         f"after {result['load_after']} on {os.cpu_count()} cores.",
         "",
@@ -221,6 +236,14 @@ def render(result: dict[str, Any]) -> str:
                 f"| served over HTTP, {name} | {clients} | {r['p50_ms']:.1f} | "
                 f"{r['p99_ms']:.1f} | {r['requests_per_s']:.2f}{errors} |"
             )
+    http_only = result.get("http_only")
+    if http_only:
+        for phase, clients in (("one_client", 1), ("concurrent", result["concurrency"])):
+            r = http_only[phase]
+            lines.append(
+                f"| HTTP path alone (GET /healthz: no image, no G) | {clients} | "
+                f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['requests_per_s']:.2f} |"
+            )
     best = max(served.values(), key=lambda v: v["concurrent"]["requests_per_s"])
     ratio = best["concurrent"]["requests_per_s"] / bare["images_per_s"]
     overhead = served["no batching"]["one_client"]["p50_ms"] - bare["p50_ms"]
@@ -232,6 +255,16 @@ def render(result: dict[str, Any]) -> str:
         f"- **p50 overhead** (served, one client, no batching - bare G(x)): **{overhead:.1f} ms** "
         f"(goal <= 20 ms: {verdict[overhead <= 20]}); of it {pipe['p50_ms']:.1f} ms is decoding "
         "and encoding the images, which the bare model does not do.",
+    ]
+    if http_only:
+        ceiling = http_only["concurrent"]["requests_per_s"]
+        lines.append(
+            f"- Serve's HTTP path alone (proxy and ingress, `GET /healthz`) answers {ceiling:.0f} "
+            f"requests/s with {result['concurrency']} clients on these cores, and takes "
+            f"{http_only['one_client']['p50_ms']:.1f} ms of the p50: the cost per request that "
+            "no model speed removes."
+        )
+    lines += [
         f"- {result['contention']}",
     ]
     return "\n".join(lines)
@@ -255,6 +288,14 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8, help="max batch size when batching is on")
     p.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray (default: 2)")
     p.add_argument("--max-seconds", type=float, default=300, help="longest phase (default: 300)")
+    p.add_argument(
+        "--runtime",
+        default="auto",
+        help="the replica's runtime (auto, torch, torch-bf16, onnx); the bare side runs the same",
+    )
+    p.add_argument(
+        "--topology", default="auto", help="auto, one_hop or two_hop (ServeConfig.topology)"
+    )
     p.add_argument("--write-docs", action="store_true", help="record in docs/benchmarks.md")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -274,11 +315,15 @@ def main() -> None:
             ingress_cpus=0,
             max_ongoing_requests=max(args.batch, args.concurrency),
             allow_anonymous=True,  # on 127.0.0.1, no key: the API fails closed otherwise
+            runtime=args.runtime,
+            topology=args.topology,
         )
         log.info("bare model in process")
-        bare = bench_bare(reg, image, args.requests // 2, args.batch)
+        bare = bench_bare(reg, image, args.requests // 2, args.batch, args.runtime, args.cpus)
         pipeline = bench_pipeline(buf.getvalue(), args.requests // 2, cfg)
-        served = bench_served(cfg, buf.getvalue(), args, lambda n: log.info("served: %s", n))
+        served, http_only = bench_served(
+            cfg, buf.getvalue(), args, lambda n: log.info("served: %s", n)
+        )
     load_after = [round(x, 2) for x in os.getloadavg()]
     busy = load_before[0] > (os.cpu_count() or 1) * 0.5  # "after" includes this run's own load
     device = (
@@ -292,18 +337,23 @@ def main() -> None:
         "command": " ".join(["python benchmarks/bench_serve.py", *changed_args(p, args)]),
         "size": args.size,
         "cpus": args.cpus,
+        "runtime": resolve_runtime(
+            args.runtime, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        ),
         "batch": args.batch,
         "concurrency": args.concurrency,
         "load_before": load_before,
         "load_after": load_after,
-        "contention": "Measured under contention: other engineers' jobs were running on these "
-        "cores, so absolute numbers are low and noisy; bare and served ran one after the "
-        "other under similar load."
+        "contention": "The load average before the run was above half the cores (other work "
+        "on the machine, or earlier runs winding down): absolute numbers may be low and noisy; "
+        "bare and served ran one after the other under similar load."
         if busy
         else "The machine was otherwise idle.",
         "bare": bare,
         "pipeline": pipeline,
         "served": served,
+        "http_only": http_only,
+        "one_hop": cfg.one_hop,
     }
     print(json.dumps(result, indent=2))
     print(render(result))

@@ -11,6 +11,9 @@ from typing import ClassVar
 from fsg_ray.config.errors import check_endpoint, check_uri, require
 from fsg_ray.config.runtime import SERVE_RUNTIMES, check_runtime
 
+#: ``ServeConfig.topology`` values.
+TOPOLOGIES = ("auto", "one_hop", "two_hop")
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -50,6 +53,13 @@ class ServeConfig:
             ``onnx-int8``, which needs calibration photos); ONNX Runtime gets
             ``replica_cpus`` threads (at least 1).
         ingress_cpus: CPUs each ingress replica reserves.
+        topology: ``two_hop``: HTTP ingress and generator replicas are two deployments, a
+            Ray hop apart (each scales on its own; the GPU replicas do no HTTP or image
+            work). ``one_hop``: the ingress replica runs the generators itself, with
+            ``replica_cpus + ingress_cpus`` CPUs and ``replica_gpus`` GPUs (one hop less:
+            about 8 ms per request on 2 CPU cores, docs/benchmarks.md). ``auto`` (the
+            default): ``one_hop`` when the generators run on the CPU (``replica_gpus`` 0),
+            where both share the same cores anyway; ``two_hop`` on GPUs.
         cors_origins: Origins allowed to call the API from a browser; empty (the default)
             turns CORS off.
         api_key_env: Environment variable of the ingress replicas that holds the key every
@@ -101,6 +111,7 @@ class ServeConfig:
     replica_gpus: float = 0.0
     runtime: str = "auto"
     ingress_cpus: float = 0.5
+    topology: str = "auto"
     cors_origins: tuple[str, ...] = ()
     api_key_env: str = "FSG_API_KEY"
     allow_anonymous: bool = False
@@ -150,6 +161,11 @@ class ServeConfig:
         for key in ("max_queued_requests", "ingress_max_queued_requests"):
             require(getattr(self, key) >= 1, key, "must be >= 1")
         check_runtime("runtime", self.runtime, SERVE_RUNTIMES)
+        require(
+            self.topology in TOPOLOGIES,
+            "topology",
+            f"{self.topology!r} is not one of {', '.join(TOPOLOGIES)}",
+        )
         for key in ("replica_cpus", "ingress_cpus"):
             require(getattr(self, key) >= 0, key, "must be >= 0")
         for i, origin in enumerate(self.cors_origins):
@@ -168,3 +184,10 @@ class ServeConfig:
         require(
             self.api_key_env.isidentifier(), "api_key_env", "must be an environment variable name"
         )
+
+    @property
+    def one_hop(self) -> bool:
+        """Whether the ingress runs the generators itself (``topology``, ``auto`` resolved)."""
+        if self.topology == "auto":
+            return self.replica_gpus == 0
+        return self.topology == "one_hop"

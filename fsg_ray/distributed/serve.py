@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Annotated, Any
 
@@ -117,14 +119,21 @@ class StyleGenerators:
         self.cache = EncoderCache(
             storage_for(self.cfg), self.device, max_encoders=self.cfg.encoders_per_replica
         )
+        # All torch work of the replica (loading and G(x)) runs on this one thread. Each thread
+        # that runs a parallel torch op gets its own OpenMP team; with two teams on a few cores
+        # libgomp stops spin-waiting, and G(x) at 128 px took 21 ms instead of 13 (bf16, 2
+        # cores; docs/serve.md, "One thread for torch").
+        self._torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsg-torch")
 
         async def load(mid: str) -> Runner:
             style, version = api.parse_model_id(mid)
-            gen, _ = await asyncio.to_thread(self.cache.load, self.cfg.registry, style, version)
             threads = max(1, int(self.cfg.replica_cpus))
-            runner = await asyncio.to_thread(
-                for_runtime, gen, self.cfg.runtime, self.device, threads
-            )
+
+            def load_runner() -> Runner:
+                gen, _ = self.cache.load(self.cfg.registry, style, version)
+                return for_runtime(gen, self.cfg.runtime, self.device, threads)
+
+            runner = await self._on_torch_thread(load_runner)
             log.info("loaded %s on %s (%s)", mid, self.device, type(runner).__name__)
             return runner
 
@@ -136,14 +145,22 @@ class StyleGenerators:
         batched.set_max_batch_size(self.cfg.max_batch_size)
         batched.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
 
+    async def _on_torch_thread(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on the replica's torch thread, awaited."""
+        return await asyncio.get_running_loop().run_in_executor(self._torch_thread, fn)
+
     async def __call__(self, image: np.ndarray) -> tuple[np.ndarray, int]:
-        """G(x) of one (H, W, 3) uint8 photo with the request's style version (its multiplexed
-        model id), and the size of the batch it ran in.
+        """:meth:`run` with the request's style version (its multiplexed model id)."""
+        return await self.run(serve.get_multiplexed_model_id(), image)
+
+    async def run(self, mid: str, image: np.ndarray) -> tuple[np.ndarray, int]:
+        """G(x) of one (H, W, 3) uint8 photo with the style version ``mid``, and the size of
+        the batch it ran in.
 
         Raises:
             registry.StyleNotFound, registry.VersionNotFound: The version is gone.
         """
-        result = await self._batched((serve.get_multiplexed_model_id(), image))
+        result = await self._batched((mid, image))
         if isinstance(result, Exception):
             raise result
         return result
@@ -164,7 +181,9 @@ class StyleGenerators:
                 gen = await self._generator(mid)
                 batch = np.stack([images[i] for i in picked])  # (B, H, W, 3)
                 wanted = {mid: range(len(picked))}
-                styled = await asyncio.to_thread(run_loaded, {mid: gen}, batch, wanted, self.device)
+                styled = await self._on_torch_thread(
+                    functools.partial(run_loaded, {mid: gen}, batch, wanted, self.device)
+                )
             except Exception as e:  # one style's failure is reported to its requests only
                 results = [e if i in picked else r for i, r in enumerate(results)]
                 continue
@@ -178,11 +197,12 @@ class Ingress:
     """The HTTP API and the web page (FastAPI); see :func:`build_api`.
 
     Args:
-        generators: Handle of :class:`StyleGenerators`.
+        generators: Handle of the :class:`StyleGenerators` deployment (``two_hop``), or None
+            for ``one_hop``: this replica holds a :class:`StyleGenerators` and runs G(x) itself.
         cfg: ``asdict`` of the :class:`ServeConfig`.
     """
 
-    def __init__(self, generators: DeploymentHandle, cfg: dict[str, Any]) -> None:
+    def __init__(self, generators: DeploymentHandle | None, cfg: dict[str, Any]) -> None:
         self.cfg = from_dict(ServeConfig, cfg)
         # Fail closed: without a key (and without allow_anonymous) the replica does not start.
         self.api_key = api.resolve_api_key(self.cfg, os.environ)
@@ -193,14 +213,19 @@ class Ingress:
         # Pillow's own bomb check, for any path that does not check the header first.
         Image.MAX_IMAGE_PIXELS = max(self.cfg.max_pixels, self.cfg.max_mask_pixels)
         self.generators = generators
+        self.local = StyleGenerators(cfg) if generators is None else None
         self.catalog = catalog_for(self.cfg)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_api(self.cfg, self.catalog, self.api_key, self.run)
 
     async def run(self, mid: str, image: np.ndarray) -> tuple[np.ndarray, int]:
-        """G(x) on a generator replica; Serve's overload becomes a 503 :class:`ApiError`."""
+        """G(x) in this replica (``one_hop``) or on a generator replica; Serve's overload
+        becomes a 503 :class:`ApiError`."""
         try:
+            if self.local is not None:
+                return await self.local.run(mid, image)
+            assert self.generators is not None
             handle = self.generators.options(multiplexed_model_id=mid)
             return await handle.remote(image)
         except BackPressureError:
@@ -454,9 +479,10 @@ async def _on_storage_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def build_app(cfg: ServeConfig) -> serve.Application:
-    """The Serve application: the ingress bound to the generator deployment, each with the
-    config's replicas (autoscaling between ``min_replicas`` and ``max_replicas``), resources
-    and back-pressure."""
+    """The Serve application: the ingress, bound to the generator deployment (``two_hop``) or
+    running the generators itself (``one_hop``; :attr:`ServeConfig.one_hop`), each deployment
+    with the config's replicas (autoscaling between ``min_replicas`` and ``max_replicas``),
+    resources and back-pressure."""
     args = dataclasses.asdict(cfg)
     autoscaling = {
         "min_replicas": cfg.min_replicas,
@@ -464,6 +490,16 @@ def build_app(cfg: ServeConfig) -> serve.Application:
         "target_ongoing_requests": cfg.target_ongoing_requests,
     }
     backpressure = BackpressureConfig(status_code=503, retry_after_s=cfg.retry_after_s)
+    ingress = functools.partial(
+        serve.deployment,
+        autoscaling_config=autoscaling,
+        max_ongoing_requests=cfg.ingress_max_ongoing_requests,
+        max_queued_requests=cfg.ingress_max_queued_requests,
+        backpressure_config=backpressure,
+    )
+    if cfg.one_hop:
+        resources = {"num_cpus": cfg.replica_cpus + cfg.ingress_cpus, "num_gpus": cfg.replica_gpus}
+        return ingress(ray_actor_options=resources)(Ingress).bind(None, args)
     generators = serve.deployment(
         autoscaling_config=autoscaling,
         max_ongoing_requests=cfg.max_ongoing_requests,
@@ -471,13 +507,7 @@ def build_app(cfg: ServeConfig) -> serve.Application:
         backpressure_config=backpressure,
         ray_actor_options={"num_cpus": cfg.replica_cpus, "num_gpus": cfg.replica_gpus},
     )(StyleGenerators).bind(args)
-    return serve.deployment(
-        autoscaling_config=autoscaling,
-        max_ongoing_requests=cfg.ingress_max_ongoing_requests,
-        max_queued_requests=cfg.ingress_max_queued_requests,
-        backpressure_config=backpressure,
-        ray_actor_options={"num_cpus": cfg.ingress_cpus},
-    )(Ingress).bind(generators, args)
+    return ingress(ray_actor_options={"num_cpus": cfg.ingress_cpus})(Ingress).bind(generators, args)
 
 
 def app_builder(args: dict[str, Any]) -> serve.Application:

@@ -113,3 +113,15 @@ def test_downscale_changes_the_fingerprint_only_when_above_one() -> None:
         == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
     )
     assert len({fingerprint(1), fingerprint(2), fingerprint(4)}) == 3
+
+
+def test_serve_topology_is_checked_and_auto_is_one_hop_on_the_cpu_only() -> None:
+    assert config.ServeConfig(registry="/r").topology == "auto"
+    assert config.ServeConfig(registry="/r").one_hop  # replica_gpus 0: G shares the CPU
+    assert not config.ServeConfig(registry="/r", replica_gpus=1).one_hop
+    assert config.ServeConfig(registry="/r", replica_gpus=1, topology="one_hop").one_hop
+    assert not config.ServeConfig(registry="/r", topology="two_hop").one_hop
+    with pytest.raises(
+        config.ConfigError, match="^topology: 'three_hop' is not one of auto, one_hop, two_hop$"
+    ):
+        config.ServeConfig(registry="/r", topology="three_hop")

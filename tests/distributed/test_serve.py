@@ -90,10 +90,12 @@ def server(
         ingress_cpus=0,
         body_timeout_s=2.0,
     )
-    # Batching: the first request of a batch waits up to 0.3 s for others.
+    # Batching: the first request of a batch waits up to 0.3 s for others. The open app runs
+    # the CPU default (topology auto: one hop), the strict one two hops, so both are tested.
     open_app = build_app(dataclasses.replace(base, batch_wait_timeout_s=0.3, allow_anonymous=True))
     strict = dataclasses.replace(
         base,
+        topology="two_hop",
         api_key_env=KEY_ENV,
         max_batch_size=1,
         max_ongoing_requests=1,
@@ -424,6 +426,14 @@ def ray_session_dir() -> str:
     import ray
 
     return ray._private.worker._global_node.get_session_dir_path()
+
+
+def test_topology_one_hop_on_the_cpu_by_default_two_hops_when_asked(server: Server) -> None:
+    from ray import serve
+
+    apps = serve.status().applications
+    assert set(apps["fsg"].deployments) == {"Ingress"}  # auto on the CPU: G in the ingress
+    assert set(apps["strict"].deployments) == {"Ingress", "StyleGenerators"}
 
 
 def test_overload_gets_503_with_retry_after(server: Server) -> None:
