@@ -30,6 +30,7 @@ import logging
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -141,7 +142,8 @@ def job(
     downscale: int,
 ) -> tuple[float, dict[str, float]]:
     """Seconds for ``restyle.restyle`` (plan, Ray Data job, manifest) on the running Ray, and
-    its start-up and steady state (:func:`split_startup`)."""
+    its start-up and steady state (:func:`split_startup`), the start-up split into its parts
+    (:func:`split_actors`)."""
     cfg = config.RestyleConfig(
         registry=reg,
         input=str(photos),
@@ -153,12 +155,65 @@ def job(
         runtime=runtime,
         downscale=downscale,
     )
-    t0, wall0 = time.perf_counter(), time.time()
-    result = restyle.restyle(cfg, Storage())
-    seconds = time.perf_counter() - t0
+    events = out.parent / f"{out.name}.events.jsonl"
+    real = restyle.Restyler
+    restyle.Restyler = timed_restyler(events)  # type: ignore[misc]
+    try:
+        t0, wall0 = time.perf_counter(), time.time()
+        result = restyle.restyle(cfg, Storage())
+        seconds = time.perf_counter() - t0
+    finally:
+        restyle.Restyler = real  # type: ignore[misc]
     if result.counts.get(restyle.OK) != len(list(photos.iterdir())) * len(STYLES):
         raise RuntimeError(f"the job did not make every output: {result.counts}")
-    return seconds, split_startup(out, wall0)
+    return seconds, split_startup(out, wall0) | split_actors(events, wall0)
+
+
+def timed_restyler(events: Path) -> type:
+    """The job's actor class, writing when each actor's ``__init__`` starts and ends and how
+    long each batch takes to ``events`` (one JSON line each; the actors share the machine)."""
+
+    class TimedRestyler(restyle.Restyler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            start = time.time()
+            super().__init__(*args, **kwargs)
+            self._write({"init": [start, time.time()]})
+
+        def __call__(self, batch: dict[str, Any]) -> Any:
+            start = time.time()
+            rows = super().__call__(batch)
+            self._write({"batch": [start, time.time()]})
+            return rows
+
+        def _write(self, event: dict[str, Any]) -> None:
+            with events.open("a") as f:
+                f.write(json.dumps({"pid": os.getpid(), **event}) + "\n")
+
+    return TimedRestyler
+
+
+def split_actors(events: Path, wall0: float) -> dict[str, float]:
+    """The start-up's parts, from :func:`timed_restyler`'s events: seconds from the call to
+    the first actor's ``__init__`` (plan, Ray Data's executor, the actor processes starting
+    and importing torch), in ``__init__`` (VGG and the generators loaded), each actor's first
+    batch, and the median of the later batches."""
+    by_pid: dict[int, dict[str, Any]] = {}
+    for line in events.read_text().splitlines():
+        e = json.loads(line)
+        actor = by_pid.setdefault(e["pid"], {"batches": []})
+        if "init" in e:
+            actor["init"] = e["init"]
+        else:
+            actor["batches"].append(e["batch"])
+    inits = [a["init"] for a in by_pid.values() if "init" in a]
+    firsts = [min(a["batches"])[1] - min(a["batches"])[0] for a in by_pid.values() if a["batches"]]
+    later = [b[1] - b[0] for a in by_pid.values() for b in sorted(a["batches"])[1:]]
+    return {
+        "to_actors_s": round(min(i[0] for i in inits) - wall0, 2),
+        "load_s": round(statistics.mean(i[1] - i[0] for i in inits), 2),
+        "first_batch_s": round(statistics.mean(firsts), 2),
+        "later_batch_s": round(statistics.median(later), 2) if later else float("nan"),
+    }
 
 
 def split_startup(out: Path, wall0: float) -> dict[str, float]:
@@ -201,6 +256,14 @@ def measure(
         "outputs_per_s": {key: round(outputs / s, 3) for key, s in best.items()},
         "ratio": {key: round(best["bare"] / s, 3) for key, s in best.items() if key != "bare"},
         "startup_s": {key: min(p["startup_s"] for p in v) for key, v in phases.items()},
+        # the parts of the shortest start-up of each pool size
+        "startup_parts": {
+            key: {
+                part: p[part]
+                for part in ("to_actors_s", "load_s", "first_batch_s", "later_batch_s")
+            }
+            for key, p in ((k, min(v, key=lambda p: p["startup_s"])) for k, v in phases.items())
+        },
         "steady_per_s": {key: p["steady_per_s"] for key, p in steady.items()},
         "steady_ratio": {
             key: round(p["steady_per_s"] / bare_per_s, 3) for key, p in steady.items()
@@ -261,6 +324,25 @@ def render(result: dict[str, Any], command: str) -> str:
                 f"| {label(m['size'])} | {k} actor(s) | {m['startup_s'][key]} | "
                 f"{m['steady_per_s'][key]} | {m['steady_ratio'][key]}x |"
             )
+    lines += [
+        "",
+        "The start-up in parts (the run with the shortest one; seconds): from the call to the "
+        "first actor's `__init__` (planning, Ray Data's executor, the actor processes starting "
+        "and importing torch), in `__init__` (VGG and the generators loaded), an actor's first "
+        f"batch of {restyle.BATCH_IMAGES} photos against its later ones (the first pays for "
+        "building the kernels of the shape):",
+        "",
+        "| size | pool | to the actors | loading | first batch | later batches (median) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in result["sizes"]:
+        for k in result["actors"]:
+            parts = m.get("startup_parts", {}).get(f"job_{k}")
+            if parts:
+                lines.append(
+                    f"| {label(m['size'])} | {k} actor(s) | {parts['to_actors_s']} | "
+                    f"{parts['load_s']} | {parts['first_batch_s']} | {parts['later_batch_s']} |"
+                )
     lines += ["", "Seconds of each run (bare loop and job runs interleaved):", ""]
     for m in result["sizes"]:
         lines.append(f"- {label(m['size'])}: " + json.dumps(m["seconds"]))
@@ -291,7 +373,8 @@ def render(result: dict[str, Any], command: str) -> str:
         "bare loop's two threads use: on CPUs, run about one actor per core (`--actors`).",
         "- Each job run pays a fixed start inside the measured seconds: Ray Data's executor, "
         "the actor processes, and loading VGG and the generators in each actor. A catalogue "
-        "of many thousands of photos amortises it; these runs of 48 photos do not.",
+        "of many thousands of photos amortises it; runs of "
+        f"{', '.join(str(m['inputs']) for m in result['sizes'])} photos do not.",
         "- On a GPU machine (one actor per GPU; 288² and 1024 px): `python "
         "benchmarks/bench_restyle.py --sizes 288,1024 --images 256 --actors 1 --write-docs`.",
         "",

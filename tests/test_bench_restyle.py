@@ -69,3 +69,44 @@ def test_the_table_states_the_peer_goal_at_192x256_with_one_style(
     )
     monkeypatch.setattr(bench_restyle, "STYLES", ("stripes", "waves"))  # outputs are not images
     assert "6.6 images/s" not in bench_restyle.render(result, "python ...")
+
+
+def test_the_startup_splits_into_actors_loading_and_first_batch(tmp_path: Path) -> None:
+    import json
+
+    wall0 = 100.0
+    events = tmp_path / "job.events.jsonl"
+    lines = [
+        {"pid": 1, "init": [104.0, 104.5]},
+        {"pid": 2, "init": [104.2, 104.9]},
+        {"pid": 1, "batch": [104.5, 106.0]},  # first batch: 1.5 s
+        {"pid": 2, "batch": [104.9, 105.9]},  # first batch: 1.0 s
+        {"pid": 1, "batch": [106.0, 106.6]},
+        {"pid": 2, "batch": [105.9, 106.7]},
+        {"pid": 1, "batch": [106.6, 107.3]},
+    ]
+    events.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    parts = bench_restyle.split_actors(events, wall0)
+    assert parts == {
+        "to_actors_s": 4.0,  # the first actor's __init__ starts 4 s after the call
+        "load_s": 0.6,  # mean of 0.5 and 0.7
+        "first_batch_s": 1.25,
+        "later_batch_s": 0.7,  # median of 0.6, 0.8, 0.7
+    }
+
+
+def test_the_table_shows_the_startup_in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench_restyle, "STYLES", ("stripes",))
+    size = {
+        "size": "288", "inputs": 10, "outputs": 10,
+        "seconds": {"bare": [5.0], "job_2": [10.0]},
+        "outputs_per_s": {"bare": 2.0, "job_2": 1.0}, "ratio": {"job_2": 0.5},
+        "startup_s": {"job_2": 6.0}, "steady_per_s": {"job_2": 1.7},
+        "steady_ratio": {"job_2": 0.85},
+        "startup_parts": {"job_2": {"to_actors_s": 4.4, "load_s": 0.45, "first_batch_s": 1.3,
+                                    "later_batch_s": 0.7}},
+    }  # fmt: skip
+    result = {"device": "CPU", "threads": 2, "runtime": "onnx", "actors": [2], "sizes": [size],
+              "load_before": [0, 0, 0], "load_after": [0, 0, 0]}  # fmt: skip
+    text = bench_restyle.render(result, "python benchmarks/bench_restyle.py")
+    assert "| 288² | 2 actor(s) | 4.4 | 0.45 | 1.3 | 0.7 |" in text
