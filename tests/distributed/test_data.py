@@ -315,3 +315,13 @@ def test_each_worker_reads_its_streaming_shard(decoded: dict[Any, Any]) -> None:
 
 def test_train_ingest_keeps_rows_in_order() -> None:
     assert data.train_dataset_config()._user_execution_options.preserve_order
+
+
+def test_to_uint8_is_rounded_hwc_and_contiguous() -> None:
+    img = torch.zeros(3, 2, 5)
+    img[0], img[1], img[2] = 1.0, 0.5, 0.2  # 255, 127.5 -> 128, 51
+    out = data.to_uint8(img)
+    assert out.shape == (2, 5, 3) and out.dtype == np.uint8
+    assert out[0, 0].tolist() == [255, 128, 51]
+    # strided views are copied element by element into Ray Data's Arrow blocks
+    assert out.flags["C_CONTIGUOUS"]
