@@ -203,6 +203,13 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "schedule": {**_T2, **_GENTLE, "lr_patch": 6e-4},
         "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
     },
+    # Round 8: the demo profile with 8 noise channels on D_e's code (model.decoder_noise):
+    # a plain garment's constant code gives a convolutional D_e no place to put a motif.
+    "cand_nz": {
+        **_RES_COL,
+        "model": {**_RES, "decoder_noise": 8},
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
+    },
     # Run-to-run noise: demo_res_col with another seed (weights of D_e and phi_s, data order).
     "demo_res_col_s1": {**_RES_COL, "schedule": {**_T2, **_GENTLE, "seed": 1}},
 }

@@ -57,14 +57,14 @@ def micro_config() -> config.TrainConfig:
     )
 
 
-def tiny_state(vgg: VGGWeights, seed: int, output: str = "image") -> dict[str, Any]:
+def tiny_state(vgg: VGGWeights, seed: int, output: str = "image", noise: int = 0) -> dict[str, Any]:
     """A tiny generator whose decoder is random (by ``seed``) with contrast: a stand-in style.
 
     An untrained decoder gives a flat grey (BatchNorm's running variance is 1); a smaller one
     and perturbed weights give a textured output that differs from seed to seed. ``output``
-    is ``ModelConfig.output``.
+    and ``noise`` are ``ModelConfig.output`` and ``ModelConfig.decoder_noise``.
     """
-    cfg = config.override(micro_config(), model={"output": output})
+    cfg = config.override(micro_config(), model={"output": output, "decoder_noise": noise})
     cpu = torch.device("cpu")
     state = algorithm.generator_state(algorithm.new_run(cfg, vgg, torch.zeros(1, 3, 32, 32), cpu))
     gen = torch.Generator().manual_seed(seed)

@@ -183,6 +183,9 @@ class ModelConfig:
             starts as the identity). The residual carries the input's full-resolution
             detail (seams, buttons, print edges) past the 1/8-resolution relu4_1 code, which
             D_e would otherwise have to re-draw; see docs/paper_map.md, "Deviations".
+        decoder_noise: channels of Gaussian noise stacked onto D_e's input code (0 in the
+            paper): a plain garment's constant code gives D_e no place to put a motif; noise
+            does (fresh per training step, a fixed saved tile at inference).
     """
 
     vgg_weights: str = "imagenet"
@@ -191,6 +194,7 @@ class ModelConfig:
     disc_channels: tuple[int, ...] = (128, 64)
     leaky_slope: float = 0.2
     output: Literal["image", "residual"] = "image"
+    decoder_noise: int = 0
 
     def __post_init__(self) -> None:
         check_vgg_weights("model.vgg_weights", self.vgg_weights)
@@ -208,6 +212,7 @@ class ModelConfig:
         ):
             require(all(w > 0 for w in widths), f"model.{key}", "widths must be > 0")
         require(0 <= self.leaky_slope < 1, "model.leaky_slope", "must be in [0, 1)")
+        require(self.decoder_noise >= 0, "model.decoder_noise", "must be >= 0")
 
 
 @dataclass(frozen=True)

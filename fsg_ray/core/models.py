@@ -218,6 +218,11 @@ def _conv_block(c_in: int, c_out: int, slope: float, norm: str = "batch") -> lis
 #: Inputs are clamped to [eps, 1 - eps] before logit(x) in the residual output, so pure
 #: black or white pixels stay reachable (logit(0.01) = -4.6) with finite gradients.
 RESIDUAL_EPS = 0.01
+#: Side of the fixed noise tile D_e reads in eval mode (``ModelConfig.decoder_noise``), in
+#: code pixels: 128 covers a 1024 px photo before it repeats.
+NOISE_TILE = 128
+#: Seed of that tile (the tile is saved with D_e's weights; the seed only makes new ones equal).
+NOISE_SEED = 1234
 
 
 class Decoder(nn.Module):
@@ -229,6 +234,13 @@ class Decoder(nn.Module):
 
     With ``residual`` the last conv predicts a change to the input image in logit space
     (``ModelConfig.output``); it starts at zero, so G starts as the identity.
+
+    With ``noise`` > 0, that many channels of Gaussian noise are stacked onto the code
+    (``ModelConfig.decoder_noise``, Ulyanov et al.'s texture networks): a convolutional D_e
+    maps a plain region's constant code to a constant change, so without a varying input
+    it has nowhere to place a motif. Training draws fresh noise every step; eval mode reads
+    a fixed tile (saved with the weights), so inference is deterministic and the same in
+    TorchScript and ONNX.
     """
 
     def __init__(
@@ -237,9 +249,10 @@ class Decoder(nn.Module):
         slope: float = 0.2,
         norm: str = "batch",
         residual: bool = False,
+        noise: int = 0,
     ) -> None:
         super().__init__()
-        layers = _conv_block(512, channels[0], slope, norm)
+        layers = _conv_block(512 + noise, channels[0], slope, norm)
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
             layers += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
@@ -255,11 +268,34 @@ class Decoder(nn.Module):
         self.net = nn.Sequential(*layers, last)
         self.residual = residual
         self.eps = RESIDUAL_EPS  # an attribute: TorchScript reads no module globals
+        self.noise_channels = noise
+        tile = torch.randn(
+            1, noise, NOISE_TILE, NOISE_TILE, generator=torch.Generator().manual_seed(NOISE_SEED)
+        )
+        # Not in the state dict without noise: checkpoints written before the option load.
+        self.register_buffer("noise", tile, persistent=noise > 0)
+
+    def with_noise(self, z: Tensor) -> Tensor:
+        """``z`` with the noise channels stacked on (unchanged without them)."""
+        if self.noise_channels == 0:
+            return z
+        b, _, h, w = z.shape
+        if self.training:
+            n = torch.randn(b, self.noise_channels, h, w, device=z.device, dtype=z.dtype)
+        else:
+            # Indices modulo the tile, not slicing: any size, and dynamic axes in ONNX.
+            # (No class-level annotation of the buffer for mypy: TorchScript cannot read it.)
+            tile = self.noise
+            rows = torch.arange(h, device=z.device) % tile.shape[2]  # type: ignore[index]
+            cols = torch.arange(w, device=z.device) % tile.shape[3]  # type: ignore[index]
+            n = tile.index_select(2, rows).index_select(3, cols).to(z.dtype)  # type: ignore[operator]
+            n = n.expand(b, -1, -1, -1)
+        return torch.cat([z, n], dim=1)
 
     def forward(self, z: Tensor, x: Tensor | None = None) -> Tensor:
         """(B, 512, H/8, W/8) -> (B, 3, H, W); ``x`` (B, 3, H, W) in [0, 1], the encoder's
         input, is required when ``residual``."""
-        y = self.net(z)
+        y = self.net(self.with_noise(z))
         if self.residual:
             if x is None:
                 raise ValueError("a residual decoder needs the input image x")
@@ -281,7 +317,11 @@ class Generator(nn.Module):
         super().__init__()
         self.encoder = VGG19Features(vgg_state, ENCODER_TAP)
         self.decoder = Decoder(
-            cfg.decoder_channels, cfg.leaky_slope, cfg.decoder_norm, cfg.output == "residual"
+            cfg.decoder_channels,
+            cfg.leaky_slope,
+            cfg.decoder_norm,
+            cfg.output == "residual",
+            cfg.decoder_noise,
         )
 
     def encode(self, x: Tensor) -> Tensor:

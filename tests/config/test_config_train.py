@@ -54,6 +54,8 @@ def test_unknown_key_is_named() -> None:
         ({"model": {"vgg_weights": "random:abc"}}, "model.vgg_weights"),
         ({"model": {"decoder_channels": [1, 2]}}, "model.decoder_channels"),
         ({"model": {"decoder_norm": "group"}}, "model.decoder_norm"),
+        ({"model": {"decoder_noise": -1}}, "model.decoder_noise: must be >= 0"),
+        ({"model": {"decoder_noise": 1.5}}, "model.decoder_noise: expected int"),
         ({"data": {"global_input_size": 300}}, "data.global_target_size"),
         ({"data": {"patch_size": 300}}, "data.style_size"),
         ({"schedule": {"seed": True}}, "schedule.seed: expected int"),

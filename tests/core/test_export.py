@@ -89,10 +89,12 @@ def test_unknown_format_is_refused(generator: Generator) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-def test_a_residual_generator_exports_to_onnx_and_torchscript(vgg: VGGWeights) -> None:
-    """``model.output: residual`` adds logit(x) to D_e's output: both formats carry it."""
-    gen = load_generator(tiny_state(vgg, 2, output="residual"), vgg, CPU)
-    assert gen.decoder.residual
+@pytest.mark.parametrize("noise", [0, 3])
+def test_a_residual_generator_exports_to_onnx_and_torchscript(vgg: VGGWeights, noise: int) -> None:
+    """``model.output: residual`` adds logit(x) to D_e's output, ``model.decoder_noise``
+    stacks the saved noise tile onto its code: both formats carry both."""
+    gen = load_generator(tiny_state(vgg, 2, output="residual", noise=noise), vgg, CPU)
+    assert gen.decoder.residual and gen.decoder.noise_channels == noise
     batch = batch_of((2, 29, 19), seed=3)
     want = reference(gen, batch)
     onnx = export.export_bytes(gen, "onnx")

@@ -114,6 +114,65 @@ def test_residual_generator_starts_as_the_identity(
     assert torch.allclose(y, x, atol=1e-5)  # every pixel's detail, at full resolution
 
 
+def _noisy(vgg: models.VGGWeights, noise: int) -> models.Generator:
+    """A residual generator whose last conv is non-zero, so D_e's change shows."""
+    cfg = config.ModelConfig(decoder_channels=(16, 8, 8, 8), output="residual", decoder_noise=noise)
+    gen = models.Generator(vgg.state, cfg)
+    seeded = torch.Generator().manual_seed(0)
+    torch.nn.init.normal_(gen.decoder.net[-1].weight, std=0.5, generator=seeded)
+    return gen
+
+
+def test_decoder_noise_lets_a_plain_region_change_unevenly() -> None:
+    """A plain garment's interior has a constant code: without noise D_e's change there is
+    constant too, so no motif can be placed; with noise it varies."""
+    code = torch.full((1, 512, 12, 12), 0.7)
+    x = torch.full((1, 3, 96, 96), 0.6)
+    for noise, varies in ((0, False), (4, True)):
+        dec = models.Decoder((16, 8, 8, 8), residual=True, noise=noise)
+        torch.nn.init.normal_(dec.net[-1].weight, std=0.5)
+        with torch.no_grad():
+            change = dec.eval()(code, x)
+        spread = change.std(dim=(-2, -1)).max()  # over positions, per channel
+        assert (spread > 1e-3) == varies, (noise, spread)
+
+
+def test_decoder_noise_is_fresh_in_training_and_a_saved_tile_in_eval(
+    vgg: models.VGGWeights,
+) -> None:
+    gen = _noisy(vgg, 4)
+    x = torch.rand(2, 3, 32, 40)
+    with torch.no_grad():
+        assert not torch.equal(gen.train()(x), gen(x))
+        gen.eval()
+        first = gen(x)
+        assert torch.equal(first, gen(x))
+    state = gen.state_dict()
+    assert state["decoder.noise"].shape == (1, 4, models.NOISE_TILE, models.NOISE_TILE)
+    other = _noisy(vgg, 4)
+    other.decoder.noise.normal_()  # a different tile, replaced by the loaded one
+    other.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.equal(other.eval()(x), first)
+
+
+def test_decoder_noise_repeats_its_tile_past_its_size() -> None:
+    dec = models.Decoder((16, 8, 8, 8), noise=2).eval()
+    z = torch.zeros(1, 512, models.NOISE_TILE + 3, 2)
+    stacked = dec.with_noise(z)
+    assert stacked.shape == (1, 514, models.NOISE_TILE + 3, 2)
+    assert torch.equal(stacked[:, 512:, models.NOISE_TILE], stacked[:, 512:, 0])
+    assert dec(z).shape == (1, 3, 8 * (models.NOISE_TILE + 3), 16)
+
+
+def test_a_decoder_without_noise_keeps_the_old_state_dict_keys(vgg: models.VGGWeights) -> None:
+    """Checkpoints written before ``decoder_noise`` existed load unchanged."""
+    cfg = config.ModelConfig(decoder_channels=(16, 8, 8, 8))
+    state = models.Generator(vgg.state, cfg).state_dict()
+    assert not any("noise" in key for key in state)
+    models.Generator(vgg.state, cfg).load_state_dict(state)  # strict
+
+
 def test_residual_decoder_without_the_input_is_refused() -> None:
     dec = models.Decoder((16, 8, 8, 8), residual=True)
     with pytest.raises(ValueError, match="needs the input image"):
