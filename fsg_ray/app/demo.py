@@ -71,7 +71,9 @@ def demo_config(quick: bool = False, seed: int = 0) -> config.TrainConfig:
     - the weak critic's terms at weight 0.1: the GAN initialisation's adversarial term and
       Eq. 5's hinge (a varphi_s trained 80 steps on random features is easy to exploit),
       with gentler GAN and patch learning rates (5e-4, 2e-4);
-    - the non-adversarial patch SWD style term beside Eq. 5.
+    - the non-adversarial patch SWD style term beside Eq. 5;
+    - 8 noise channels on D_e's code (``model.decoder_noise``): without them a plain region
+      gives D_e a constant code, and the pattern could only follow the garment's edges.
 
     ``quick`` is a smoke schedule that runs every phase, for tests.
     """
@@ -109,7 +111,7 @@ def demo_config(quick: bool = False, seed: int = 0) -> config.TrainConfig:
         report_every=10,
         seed=seed,
     )
-    model = config.ModelConfig(vgg_weights="random:0", output="residual")
+    model = config.ModelConfig(vgg_weights="random:0", output="residual", decoder_noise=8)
     return config.TrainConfig(model, loss, data, schedule)
 
 

@@ -20,6 +20,7 @@ def test_demo_full_method_runs_every_phase_of_algorithm_1(quick: bool) -> None:
     assert names[0] == "gan" and names.count("global") == names.count("patch") >= 1
     assert cfg.schedule.patch_steps > 0  # tau(1) > 0
     assert cfg.loss.patch_swd_weight > 0 and cfg.loss.patch_style_weight > 0  # Eq. 5 kept
+    assert cfg.model.output == "residual" and cfg.model.decoder_noise > 0
 
 
 def test_ablations_make_as_many_generator_updates_as_the_full_method() -> None:
