@@ -176,12 +176,12 @@ def bench_served(
     import ray
     from ray import serve
 
-    from fsg_ray.distributed.serve import build_app
+    from fsg_ray.distributed.serve import build_app, start_serve
 
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    start_serve("127.0.0.1", port)
     results: dict[str, Any] = {}
     try:
         for name, batch in (("no batching", 1), ("batching", args.batch)):

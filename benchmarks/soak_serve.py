@@ -319,12 +319,12 @@ def served(endpoint: str, reg: str, port: int) -> Iterator[None]:
     import ray
     from ray import serve
 
-    from fsg_ray.distributed.serve import build_app
+    from fsg_ray.distributed.serve import build_app, start_serve
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"FSG_API_KEY": KEY}})  # fmt: skip
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        start_serve("127.0.0.1", port)
         cfg = ServeConfig(registry=reg, endpoint_url=endpoint, s3_region="us-east-1",
                           index_ttl_s=2.0, default_max_side=128)  # fmt: skip
         serve.run(build_app(cfg), name="soak", route_prefix="/")

@@ -518,6 +518,26 @@ def app_builder(args: dict[str, Any]) -> serve.Application:
     return build_app(from_dict(ServeConfig, args))
 
 
+#: Seconds Serve's controller gives a new HTTP proxy to answer its first ready check.
+#: Serve's own default, 5 s, is shorter than a proxy's start on a loaded 2-core machine
+#: (importing Serve in a fresh worker): the controller then kills the proxy before it runs,
+#: and ``serve.start``, waiting on that first proxy, fails with ``ActorDiedError``.
+PROXY_READY_TIMEOUT_S = 60.0
+_PROXY_READY_VAR = "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"
+
+
+def start_serve(host: str, port: int, request_timeout_s: float | None = None) -> None:
+    """``serve.start`` on ``host:port``, with the controller's proxy ready check at
+    :data:`PROXY_READY_TIMEOUT_S` (unless ``RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S`` is set
+    here). Only a new controller takes it: one already running keeps its own."""
+    http: dict[str, Any] = {"host": host, "port": port}
+    if request_timeout_s is not None:
+        http["request_timeout_s"] = request_timeout_s
+    ready_s = os.environ.get(_PROXY_READY_VAR, str(PROXY_READY_TIMEOUT_S))
+    env = {"env_vars": {_PROXY_READY_VAR: ready_s}}
+    serve.start(http_options=http, controller_options={"runtime_env": env})
+
+
 def serve_forever(cfg: ServeConfig, host: str, port: int, stop: threading.Event) -> None:
     """Starts Serve on ``host:port`` with the application and blocks until ``stop`` is set
     (or :class:`fsg_ray.distributed.session.Stopped` unwinds it); Serve is shut down on the
@@ -525,8 +545,7 @@ def serve_forever(cfg: ServeConfig, host: str, port: int, stop: threading.Event)
 
     Ray must be initialised (the CLI opens :func:`fsg_ray.distributed.session.ray_session`).
     """
-    http = {"host": host, "port": port, "request_timeout_s": cfg.request_timeout_s}
-    serve.start(http_options=http)
+    start_serve(host, port, cfg.request_timeout_s)
     try:
         serve.run(build_app(cfg), name=APP_NAME, route_prefix="/")
         log.info(

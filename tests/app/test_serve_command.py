@@ -28,7 +28,10 @@ ROOT = Path(__file__).parents[2]
 def wait_ready(url: str, proc: subprocess.Popen[str], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        assert proc.poll() is None, "fsg serve exited before it was ready"
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            rc = proc.returncode
+            raise AssertionError(f"fsg serve exited {rc} before it was ready:\n{out[-4000:]}")
         try:
             if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return

@@ -71,7 +71,7 @@ def server(
 ) -> Iterator[Server]:
     from ray import serve
 
-    from fsg_ray.distributed.serve import build_app
+    from fsg_ray.distributed.serve import build_app, start_serve
 
     reg = str(tmp_path_factory.mktemp("registry"))
     for seed, style in enumerate(STYLES):
@@ -103,7 +103,7 @@ def server(
         ingress_max_ongoing_requests=4,
         ingress_max_queued_requests=1,
     )
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    start_serve("127.0.0.1", port)
     try:  # both applications start at once: their replicas' start-up overlaps
         serve.run_many(
             [
@@ -504,3 +504,29 @@ def test_web_page_restyles_an_upload_in_headless_chromium(server: Server, tmp_pa
     assert name == "garment-stripes.png" and (href or "").startswith("blob:")
     shot = Image.open(tmp_path / "page.png")
     assert shot.format == "PNG" and shot.size[0] >= 800
+
+
+def test_start_serve_gives_the_proxy_time_to_start_unless_the_user_set_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Serve's 5 s ready check killed the first proxy on a loaded 2-core machine, and
+    # serve.start failed with ActorDiedError (tests/app/test_serve_command.py, under load).
+    from ray import serve as ray_serve
+
+    from fsg_ray.distributed import serve
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(ray_serve, "start", lambda **kw: calls.append(kw))
+    monkeypatch.delenv("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", raising=False)
+    serve.start_serve("127.0.0.1", 8123, 7.0)
+    monkeypatch.setenv("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "12")
+    serve.start_serve("127.0.0.1", 8124)
+    first, second = calls
+    assert first["http_options"] == {"host": "127.0.0.1", "port": 8123, "request_timeout_s": 7.0}
+    assert first["controller_options"] == {
+        "runtime_env": {"env_vars": {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60.0"}}
+    }
+    assert second["http_options"] == {"host": "127.0.0.1", "port": 8124}
+    assert second["controller_options"] == {
+        "runtime_env": {"env_vars": {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "12"}}
+    }
