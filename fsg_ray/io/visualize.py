@@ -26,19 +26,42 @@ def grid(columns: Mapping[str, Sequence[Image.Image]], cell: int) -> Image.Image
         cell: side of each square cell in pixels.
     """
     n_rows = max(len(v) for v in columns.values())
-    lines = max(title.count("\n") + 1 for title in columns)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    titles = [_fit(measure, title, cell - 2) for title in columns]
+    lines = max(title.count("\n") + 1 for title in titles)
     label = LABEL_HEIGHT + (lines - 1) * LINE_HEIGHT
     width = len(columns) * (cell + PAD) + PAD
     height = label + n_rows * (cell + PAD) + PAD
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    for c, (title, imgs) in enumerate(columns.items()):
+    for c, (title, imgs) in enumerate(zip(titles, columns.values(), strict=True)):
         x = PAD + c * (cell + PAD)
         draw.text((x + 2, 3), title, fill="black")
         for r, img in enumerate(imgs):
             thumb = img.convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS)
             sheet.paste(thumb, (x, label + PAD + r * (cell + PAD)))
     return sheet
+
+
+def _fit(draw: ImageDraw.ImageDraw, title: str, width: int) -> str:
+    """``title`` with each line broken to fit ``width`` pixels (a long title would run into
+    the next column's): before ``@`` or ``+`` where one fits, else after a space, ``_`` or
+    ``-``; a word with none of them is left whole."""
+    out = []
+    for line in title.split("\n"):
+        while len(line) > 1 and draw.textlength(line) > width:
+            n = len(line)
+            while n > 1 and draw.textlength(line[:n]) > width:
+                n -= 1
+            cut = max(line.rfind(ch, 1, n + 1) for ch in "@+")
+            if cut <= 0:
+                cut = max(line.rfind(ch, 0, n) + 1 for ch in " _-")
+            if cut <= 0:  # one word: left whole
+                break
+            out.append(line[:cut].rstrip())
+            line = line[cut:].lstrip()
+        out.append(line)
+    return "\n".join(out)
 
 
 def save_png(img: Image.Image, path: str | os.PathLike[str]) -> None:

@@ -27,7 +27,25 @@ def test_loss_curves_png_and_atomic_save(tmp_path) -> None:
 
 def test_grid_titles_of_several_lines_get_a_taller_label_row() -> None:
     red = Image.new("RGB", (10, 10), "red")
-    sheet = visualize.grid({"full\nstripes v1": [red], "input": [red, red]}, cell=16)
+    sheet = visualize.grid({"full\nstripes v1": [red], "input": [red, red]}, cell=96)
     label = visualize.LABEL_HEIGHT + visualize.LINE_HEIGHT
-    assert sheet.height == label + 2 * (16 + visualize.PAD) + visualize.PAD
+    assert sheet.height == label + 2 * (96 + visualize.PAD) + visualize.PAD
     assert sheet.getpixel((visualize.PAD + 8, label + visualize.PAD + 8)) == (255, 0, 0)
+
+
+def test_grid_titles_wider_than_a_cell_are_broken_into_lines_that_fit() -> None:
+    # A sweep's "cand_nz_c22@global_only+recal" ran into the next column's title.
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    title = "cand_nz_c22@global_only+recal"
+    fitted = visualize._fit(draw, title, 110)
+    assert fitted.split("\n") == ["cand_nz_c22", "@global_only+recal"]
+    assert all(draw.textlength(line) <= 110 for line in fitted.split("\n"))
+    assert visualize._fit(draw, "input", 110) == "input"
+    assert visualize._fit(draw, "x" * 40, 30) == "x" * 40  # no place to break: left whole
+    assert visualize._fit(draw, "full method\nstripes v1", 40) == "full\nmethod\nstripes\nv1"
+    red = Image.new("RGB", (10, 10), "red")
+    sheet = visualize.grid({title: [red], "input": [red]}, cell=112)
+    label = visualize.LABEL_HEIGHT + visualize.LINE_HEIGHT
+    assert sheet.height == label + (112 + visualize.PAD) + visualize.PAD
