@@ -210,6 +210,32 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {**_RES, "decoder_noise": 8},
         "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
     },
+    # Round 9: cand_nz with content (Eq. 2 and 4) at relu2_2 instead of relu3_1: a shallower
+    # tap keeps edges at 1/2 resolution where relu3_1 sees them at 1/4.
+    "cand_nz_c22": {
+        **_RES_COL,
+        "model": {**_RES, "decoder_noise": 8},
+        "loss": {
+            **_RES_COL["loss"],
+            "patch_style_weight": 0.1,
+            "patch_colour_weight": 1.0,
+            "content_layers": ("relu2_2",),
+            "patch_content_layer": "relu2_2",
+        },
+    },
+    # cand_nz with a patch content weight of 0.5: with the residual output the identity
+    # zeroes Eq. 4, so the patch phase pulls towards the input (round 4 tried 0.25 at 10x
+    # the patch rate).
+    "cand_nz_pc5": {
+        **_RES_COL,
+        "model": {**_RES, "decoder_noise": 8},
+        "loss": {
+            **_RES_COL["loss"],
+            "patch_style_weight": 0.1,
+            "patch_colour_weight": 1.0,
+            "patch_content_weight": 0.5,
+        },
+    },
     # Run-to-run noise: demo_res_col with another seed (weights of D_e and phi_s, data order).
     "demo_res_col_s1": {**_RES_COL, "schedule": {**_T2, **_GENTLE, "seed": 1}},
 }
