@@ -246,7 +246,12 @@ def _data_fingerprint(cat: CatalogueConfig, report: inputs.DataReport) -> str:
     return registry.data_fingerprint(sources)
 
 
-@ray.remote(num_cpus=0)
+# max_calls=1: the worker process exits after the task. Ray Train's fit() leaves its
+# controller's handle in the SIGINT handler it installs, so a reused worker would keep the
+# TrainController, and the DatasetManager and SplitCoordinators it owns, alive (and polling)
+# for the life of the cluster: a long-lived Ray that trains catalogue after catalogue would
+# gather three or more idle actors per style trained.
+@ray.remote(num_cpus=0, max_calls=1)
 def _fit_style(job: dict[str, Any], full: ray.data.Dataset, patches: ray.data.Dataset) -> Any:
     """One style's trainer, in its own task: fits, then reads the result the worker wrote."""
     from ray.train import FailureConfig, LoggingConfig, RunConfig, ScalingConfig

@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,23 @@ def test_data_report_is_written_beside_the_runs(local_run: dict[str, Any]) -> No
     cat, storage = local_run["cat"], local_run["storage"]
     report = json.loads(storage.read_bytes(join(trainer.run_uri(cat), "data_report.json")))
     assert report == {"inputs": 6 + 3, "good": 9, "bad": 0, "bad_files": []}  # 2 held out
+
+
+def alive_train_actors() -> list[str]:
+    """Class names of the live actors Ray Train and Ray Data start for one trainer."""
+    from ray._private import state  # the GCS actor table; the state API needs a dashboard
+
+    kinds = ("TrainController", "DatasetManager", "SplitCoordinator")
+    table = state.actors(actor_state_name="ALIVE").values()
+    return [a["ActorClassName"] for a in table if a["ActorClassName"].endswith(kinds)]
+
+
+def test_no_trainer_actor_outlives_its_style(local_run: dict[str, Any]) -> None:
+    """A long-lived cluster that trains catalogue after catalogue gathers no idle actors."""
+    deadline = time.monotonic() + 60  # the task's worker exits, then its actors are ended
+    while (left := alive_train_actors()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert left == []
 
 
 def test_styles_train_on_the_local_s3_server(
