@@ -155,6 +155,20 @@ def test_job_configs_load() -> None:
             assert load_catalogue(config).styles, config
 
 
+def test_serve_config_passes_serves_schema_and_waits_for_the_proxy_as_fsg_serve() -> None:
+    """`serve run`/`serve deploy` validate jobs/serve_config.yaml with Serve's own schema (an
+    unknown top-level key fails them), and its controller gets fsg serve's proxy ready time."""
+    from ray.serve.schema import ServeDeploySchema
+
+    from fsg_ray.distributed import serve
+
+    raw = yaml.safe_load((ROOT / "jobs" / "serve_config.yaml").read_text())
+    parsed = ServeDeploySchema.model_validate(raw)
+    assert parsed.controller_options is not None and parsed.controller_options.runtime_env
+    env = parsed.controller_options.runtime_env["env_vars"]
+    assert float(env["RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"]) == serve.PROXY_READY_TIMEOUT_S
+
+
 # ---------------------------------------------------------------- a real head and a job
 
 
