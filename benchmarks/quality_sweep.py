@@ -236,6 +236,15 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
             "patch_content_weight": 0.5,
         },
     },
+    # Round 10: cand_nz with every shop-photo patch in the patch phase, plain background
+    # ones too (the demo keeps patches at least half garment): Eq. 4 on the sharp backdrop
+    # may teach G to leave a plain background alone, without a mask at inference.
+    "cand_nz_pm0": {
+        **_RES_COL,
+        "model": {**_RES, "decoder_noise": 8},
+        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
+        "data": {"patch_mask_fraction": 0.0},
+    },
     # Run-to-run noise: demo_res_col with another seed (weights of D_e and phi_s, data order).
     "demo_res_col_s1": {**_RES_COL, "schedule": {**_T2, **_GENTLE, "seed": 1}},
 }
