@@ -2,7 +2,12 @@
 Ray down with no process left, and a rerun resumes from the checkpoint and publishes. A Ray
 cluster that dies under it (its head's GCS and raylet killed) ends it with one line and exit
 75 (before issue 16: exit 1, the same as a failed style, after Ray's 60 s GCS timeout, with
-no word from fsg), and a rerun resumes."""
+no word from fsg), and a rerun resumes.
+
+The reruns also show what the console prints (fsg_ray.distributed.console): our progress
+lines and the summary, and Ray's per-report lines only with ``--verbose``. Each `fsg train`
+process starts its own Ray and Ray Train (tens of seconds on 2 cores), so these runs check
+the console rather than two more runs of their own."""
 
 from __future__ import annotations
 
@@ -27,14 +32,18 @@ from fsg_ray.io.uri import join
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).parents[2]
+#: Stopped at the first checkpoint (step 5): 35 steps are left to run after it, several
+#: seconds on 2 CPUs, and the rerun trains them (a shorter run would end before SIGTERM).
+GLOBAL_STEPS = 30
+LAST_LINE = f"[dots] patch 4/4 | {6 + GLOBAL_STEPS + 4}/{6 + GLOBAL_STEPS + 4} |"
 
 
-def catalogue(tmp_path: Path, global_steps: int = 60) -> tuple[Path, config.CatalogueConfig]:
+def catalogue(tmp_path: Path) -> tuple[Path, config.CatalogueConfig]:
     """One style, long enough to be stopped mid-run, checkpointing every 5 steps."""
     data = small_dataset(tmp_path / "data", seed=1, n_full=8)
     train = config.override(
         tiny_config(),
-        schedule={"gan_init_steps": 6, "global_steps": global_steps, "patch_steps": 4},
+        schedule={"gan_init_steps": 6, "global_steps": GLOBAL_STEPS, "patch_steps": 4},
     )
     train = config.override(train, schedule={"checkpoint_every": 5, "sample_every": 1000})
     cat = config.catalogue_from_dict(
@@ -58,13 +67,13 @@ def catalogue(tmp_path: Path, global_steps: int = 60) -> tuple[Path, config.Cata
     return path, cat
 
 
-def fsg_train(path: Path, *ray: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """``fsg train path`` on a local Ray of 2 CPUs, or on the cluster that ``ray`` names."""
+def fsg_train(path: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``fsg train path flags``: on a local Ray of 2 CPUs unless ``flags`` name an --address."""
     env = {**(env or os.environ), "PYTHONPATH": str(ROOT)}
-    if not ray:
+    if "--address" not in flags:
         env.pop("RAY_ADDRESS", None)
-    cmd = [sys.executable, "-m", "fsg_ray.app.main", "train", str(path)]
-    cmd += list(ray or ("--num-cpus", "2"))
+        flags = ("--num-cpus", "2", *flags)
+    cmd = [sys.executable, "-m", "fsg_ray.app.main", "train", str(path), *flags]
     return subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -102,10 +111,13 @@ def test_sigterm_mid_run_exits_143_and_a_rerun_resumes(tmp_path: Path) -> None:
     out, _ = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, out[-3000:]
     assert list(registry.list_styles(Storage(), cat.storage.registry)) == ["dots"]
+    # The console: our last progress line and the summary table, none of Ray's own lines.
+    assert LAST_LINE in out and "dots   published" in out, out[-3000:]
+    assert "Reporting training result" not in out and "Execution plan of Dataset" not in out
 
 
 def test_a_lost_cluster_is_said_in_one_line_exits_75_and_a_rerun_resumes(tmp_path: Path) -> None:
-    path, cat = catalogue(tmp_path, global_steps=30)  # the cluster is lost at step 5
+    path, cat = catalogue(tmp_path)  # the cluster is lost at step 5
     checkpoint = Path(join(trainer.run_uri(cat, "dots"), trainer.CHECKPOINT))
     with ray_head() as head:
         # fsg gives up after half of Ray's GCS timeout: 5 s here, 30 s by default.
@@ -130,8 +142,9 @@ def test_a_lost_cluster_is_said_in_one_line_exits_75_and_a_rerun_resumes(tmp_pat
     last = out.strip().splitlines()[-1]
     assert last.startswith("fsg train: error: lost the Ray cluster: its "), out[-3000:]
     assert "rerun to resume" in last and "Traceback" not in out
-    rerun = fsg_train(path)
+    rerun = fsg_train(path, "--verbose")  # Ray's own lines as well
     out, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, out[-3000:]
+    assert LAST_LINE in out and "Reporting training result" in out, out[-3000:]
     starts = registry.resolve(Storage(), cat.storage.registry, "dots").metadata["starts"]
     assert starts[0] == 0 and starts[-1] > 0  # resumed from the checkpoint, not from step 0

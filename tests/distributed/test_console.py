@@ -1,24 +1,16 @@
-"""What ``fsg train`` prints: our progress lines and the summary, not Ray's per-report lines
-(unless ``--verbose``); the filter that does it (fsg_ray.distributed.console)."""
+"""The filter behind what ``fsg train`` prints (fsg_ray.distributed.console): our progress
+lines and the summary, not Ray's per-report lines (unless ``--verbose``). The console of a
+real ``fsg train`` process, quiet and verbose, is checked by the reruns in
+tests/app/test_train_command.py."""
 
 from __future__ import annotations
 
 import inspect
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-import yaml
-from conftest import small_dataset, tiny_config
-from test_trainer import catalogue_config
-
-from fsg_ray import config
 from fsg_ray.distributed import console
 
-ROOT = Path(__file__).resolve().parents[2]
 RAY_DIR = "/site-packages/ray"
 
 
@@ -55,38 +47,6 @@ def test_quiet_console_filters_console_handlers_only(tmp_path: Path) -> None:
             h.close()
     assert console.runtime_env_vars(False)[console.QUIET_ENV] == "1"
     assert console.QUIET_ENV not in console.runtime_env_vars(True)
-
-
-def _train(tmp_path: Path, name: str, *flags: str) -> str:
-    """``fsg train`` of a one-style tiny catalogue in a fresh process (its own local Ray),
-    stdout and stderr together."""
-    data = small_dataset(tmp_path / "data", seed=0, n_full=4)
-    cat = catalogue_config(
-        tiny_config(),
-        str(data),
-        str(tmp_path / name),
-        {"stripes": str(data / "styles" / "stripes.png")},
-    )
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config.to_dict(cat)))
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PYTHONPATH"] = str(ROOT)
-    cmd = [sys.executable, "-m", "fsg_ray.app.main", "train", str(path), "--num-cpus", "2", *flags]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout + done.stderr
-
-
-@pytest.mark.ray
-def test_train_console_shows_progress_and_summary_not_rays_reports(tmp_path: Path) -> None:
-    quiet = _train(tmp_path, "quiet")
-    assert "[stripes] patch 4/4 | 18/18 |" in quiet  # our last progress line
-    assert "stripes  published" in quiet  # the summary table
-    assert "Reporting training result" not in quiet
-    assert "Execution plan of Dataset" not in quiet
-    verbose = _train(tmp_path, "verbose", "--verbose")
-    assert "[stripes] patch 4/4 | 18/18 |" in verbose
-    assert "Reporting training result" in verbose
 
 
 def test_known_ray_noise_lines_are_dropped_and_every_other_line_kept() -> None:
