@@ -186,16 +186,15 @@ def test_styles_train_on_the_local_s3_server(
     data_uri = join(s3_bucket, "data")
     for path in storage.list_files(str(dataset)):
         storage.copy(path, join(data_uri, path[len(str(dataset)) + 1 :]))
-    styles = {s: join(data_uri, f"styles/{s}.png") for s in ("stripes", "dots")}
+    # One style: styles training at once are local_run's; here data, runs and registry are
+    # in the bucket (concurrent publishers on S3: tests/io/test_publish_race.py).
+    styles = {"dots": join(data_uri, "styles/dots.png")}
     cat = catalogue_config(tiny_config(), data_uri, s3_bucket, styles, endpoint=s3_server)
     cat = dataclasses.replace(cat, storage=dataclasses.replace(cat.storage, s3_region="us-east-1"))
     results = trainer.train_catalogue(cat)
-    assert [(r.style, r.status, r.version) for r in results] == [
-        ("stripes", "published", "v1"),
-        ("dots", "published", "v1"),
-    ]
+    assert [(r.style, r.status, r.version) for r in results] == [("dots", "published", "v1")]
     assert storage.exists(join(s3_bucket, "registry/dots/v1/generator.pt"))
-    assert storage.exists(join(s3_bucket, "runs/cat/stripes/checkpoint.pt"))
+    assert storage.exists(join(s3_bucket, "runs/cat/dots/checkpoint.pt"))
 
 
 def test_two_workers_train_one_style_data_parallel(
