@@ -90,9 +90,10 @@ def ray_head(num_cpus: int = 2, timeout_s: float = 120) -> Iterator[Head]:
         started = list({*started, *descendants(proc.pid)})
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # --block: stops every process of this head
-            # Usually in 2-3 s; after a job that used Ray Data, its detached actors
-            # (_StatsActor, _AutoscalingRequester) held the stop for 30 s (measured): the
-            # rest is killed by pid below, as the test needs no graceful end of its head.
+            # Usually in 2-3 s; after a job that used Ray Data the stop took 31.7 s
+            # (measured, with Ray Data's detached _StatsActor and _AutoscalingRequester
+            # still alive): what is left is killed by pid below, as no test needs a
+            # graceful end of its head.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=8)
         if proc.poll() is None:

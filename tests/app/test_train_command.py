@@ -5,7 +5,7 @@ cluster that dies under it (its head's GCS and raylet killed) ends it with one l
 no word from fsg), and a rerun resumes.
 
 The reruns also show what the console prints (fsg_ray.distributed.console): our progress
-lines and the summary, and Ray's per-report lines only with ``--verbose``. Each `fsg train`
+lines and the summary, and Ray's per-report lines only with ``--verbose``. Each ``fsg train``
 process starts its own Ray and Ray Train (tens of seconds on 2 cores), so these runs check
 the console rather than two more runs of their own."""
 
