@@ -15,8 +15,8 @@ from fsg_ray.core.models import VGGWeights
 from fsg_ray.io import synthetic
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-#: Photos, restyled with two styles: enough work to be stopped mid-run (about 10 s on 2 CPUs;
-#: SIGTERM follows the first output within 0.1 s).
+#: Photos, restyled with two styles: enough work to be stopped mid-run (200 took about 20 s
+#: on 2 CPUs; SIGTERM follows the first output within 0.1 s).
 PHOTOS = 100
 
 
