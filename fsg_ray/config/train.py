@@ -86,6 +86,10 @@ class LossConfig:
             features carry it poorly (docs/experiments.md).
         patch_colour_weight: weight of the same colour term in the patch loss L^(1), on
             G(x) of the shop-photo patches; 0 in the paper.
+        colour_space: what the colour term compares: ``rgb`` (the whole colour), or
+            ``chroma`` (only the pixels' components across the grey axis R = G = B, so a
+            brightness histogram is left to the content and style terms: the design's
+            shading and edges are mostly brightness, a palette mostly chroma).
     """
 
     style_layers: tuple[str, ...] = ("relu2_2",)
@@ -107,6 +111,7 @@ class LossConfig:
     swd_projections: int = 64
     colour_weight: float = 0.0
     patch_colour_weight: float = 0.0
+    colour_space: Literal["rgb", "chroma"] = "rgb"
 
     def __post_init__(self) -> None:
         check_layers("loss.style_layers", self.style_layers)
@@ -118,6 +123,9 @@ class LossConfig:
         require(self.gram in ("plain", "centered"), "loss.gram", "must be plain or centered")
         require(
             self.normalize in ("paper", "relative"), "loss.normalize", "must be paper or relative"
+        )
+        require(
+            self.colour_space in ("rgb", "chroma"), "loss.colour_space", "must be rgb or chroma"
         )
         for name in (
             "mean_weight",

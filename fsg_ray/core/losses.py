@@ -117,14 +117,33 @@ COLOUR_PROJECTIONS = 16
 
 
 def colour_loss(image: Tensor, targets: StyleTargets, cfg: LossConfig) -> Tensor:
-    """Sliced Wasserstein distance between the RGB colours of ``image`` (B, 3, H, W) and
-    of y_s: every pixel is one point of R^3 (a 1x1 patch in :func:`sliced_wasserstein_loss`).
+    """Sliced Wasserstein distance between the colours of ``image`` (B, 3, H, W) and of
+    y_s: every pixel is one point of R^3 (a 1x1 patch in :func:`sliced_wasserstein_loss`).
     Matches the whole colour distribution, so a palette the style does not have costs
-    however the VGG features see it."""
+    however the VGG features see it.
+
+    With ``cfg.colour_space == "chroma"`` the directions lie in the plane across the grey
+    axis (unit vectors orthogonal to (1, 1, 1)): brightening or darkening a pixel along the
+    grey axis changes none of its projections, so the term leaves shading alone. Its
+    ``relative`` scale is then y_s's mean squared pixel value, as in RGB (the chroma of a
+    grey style is near 0, and would make a ratio explode)."""
     if targets.colours is None:
         raise ValueError("the colour term needs StyleTargets.colours")
-    dirs = random_directions(3, COLOUR_PROJECTIONS).to(image.device)
-    return sliced_wasserstein_loss(image, targets.colours, dirs, cfg.normalize)
+    if cfg.colour_space == "rgb":
+        dirs = random_directions(3, COLOUR_PROJECTIONS).to(image.device)
+        return sliced_wasserstein_loss(image, targets.colours, dirs, cfg.normalize)
+    dirs = chroma_directions(COLOUR_PROJECTIONS).to(image.device)
+    diff = sliced_wasserstein_loss(image, targets.colours, dirs, "paper")
+    if cfg.normalize == "relative":
+        return diff / targets.colours.float().pow(2).mean().clamp_min(1e-12)
+    return diff
+
+
+def chroma_directions(count: int) -> Tensor:
+    """``count`` random unit vectors of R^3 orthogonal to the grey axis, (3, count)."""
+    d = torch.randn(3, count)
+    d = d - d.mean(dim=0, keepdim=True)  # remove the component along (1, 1, 1)
+    return d / d.norm(dim=0, keepdim=True).clamp_min(1e-12)
 
 
 def sliced_wasserstein_loss(

@@ -51,6 +51,7 @@ def test_unknown_key_is_named() -> None:
         ({"loss": {"style_layers": ["relu9_9"]}}, "loss.style_layers: unknown VGG layer 'relu9_9'"),
         ({"loss": {"style_layers": []}}, "loss.style_layers: needs at least one"),
         ({"loss": {"gram": "fancy"}}, "loss.gram"),
+        ({"loss": {"colour_space": "lab"}}, "loss.colour_space: 'lab' is not one of"),
         ({"model": {"vgg_weights": "random:abc"}}, "model.vgg_weights"),
         ({"model": {"decoder_channels": [1, 2]}}, "model.decoder_channels"),
         ({"model": {"decoder_norm": "group"}}, "model.decoder_norm"),

@@ -176,6 +176,33 @@ def test_colour_loss_is_zero_for_the_style_itself_and_grows_with_a_foreign_palet
     assert float(same) < 1e-6 < float(dark)
 
 
+def test_chroma_colour_loss_ignores_brightness_along_the_grey_axis_but_not_hue() -> None:
+    cfg = LossConfig(colour_weight=1.0, normalize="relative", colour_space="chroma")
+    style = torch.rand(1, 3, 16, 16) * 0.4 + 0.3
+    targets = losses.style_targets({"relu2_2": torch.rand(1, 2, 4, 4)}, cfg, style)
+    brighter = losses.colour_loss(style + 0.2, targets, cfg)  # the same chroma, lighter
+    bluer = losses.colour_loss(style + torch.tensor([0.0, 0.0, 0.2]).view(1, 3, 1, 1), targets, cfg)
+    assert float(brighter) < 1e-6 < float(bluer)
+    rgb = LossConfig(colour_weight=1.0, normalize="relative")
+    rgb_targets = losses.style_targets({"relu2_2": torch.rand(1, 2, 4, 4)}, rgb, style)
+    assert float(losses.colour_loss(style + 0.2, rgb_targets, rgb)) > 1e-3
+
+
+def test_chroma_colour_loss_of_a_grey_style_stays_finite() -> None:
+    cfg = LossConfig(colour_weight=1.0, normalize="relative", colour_space="chroma")
+    grey = torch.full((1, 3, 8, 8), 0.5)
+    targets = losses.style_targets({"relu2_2": torch.rand(1, 2, 4, 4)}, cfg, grey)
+    red = losses.colour_loss(grey + torch.tensor([0.3, 0.0, 0.0]).view(1, 3, 1, 1), targets, cfg)
+    assert 0 < float(red) < 1
+
+
+def test_chroma_directions_are_unit_and_orthogonal_to_grey() -> None:
+    d = losses.chroma_directions(32)
+    assert d.shape == (3, 32)
+    assert torch.allclose(d.norm(dim=0), torch.ones(32), atol=1e-6)
+    assert torch.allclose(d.sum(dim=0), torch.zeros(32), atol=1e-6)
+
+
 def test_colour_term_joins_the_global_loss_and_needs_the_image() -> None:
     cfg = LossConfig(style_layers=("relu1_1",), content_layers=("relu1_1",), colour_weight=2.0)
     style = torch.rand(1, 3, 8, 8)
