@@ -59,6 +59,23 @@ _DEMO = {"schedule": {**_T2, **_GENTLE}, "loss": _DEMO_LOSS}
 _RES_COL = {**_DEMO, "model": _RES, "loss": {**_DEMO_LOSS, "colour_weight": 1.0}}
 _LRP = {**_T2, **_GENTLE, "lr_patch": 2e-3}
 
+
+def _nz_pm0(**loss: Any) -> dict[str, dict[str, Any]]:
+    """The demo profile (the ``cand_nz_pm0`` variant: noise on D_e's code, every shop-photo
+    patch) with ``loss`` overrides."""
+    return {
+        **_RES_COL,
+        "model": {**_RES, "decoder_noise": 8},
+        "loss": {
+            **_RES_COL["loss"],
+            "patch_style_weight": 0.1,
+            "patch_colour_weight": 1.0,
+            **loss,
+        },
+        "data": {"patch_mask_fraction": 0.0},
+    }
+
+
 #: Variant name -> TrainConfig overrides of the base profile (sections as in YAML).
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     # The demo before issue 15: GAN init + global steps, tau(1) = 0.
@@ -240,55 +257,20 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     # ones too (until then the demo kept patches at least half garment; it now uses this
     # setting). Asked whether Eq. 4 on the sharp backdrop teaches G to leave a plain
     # background alone without a mask: it did not, but it lowered the style distance.
-    "cand_nz_pm0": {
-        **_RES_COL,
-        "model": {**_RES, "decoder_noise": 8},
-        "loss": {**_RES_COL["loss"], "patch_style_weight": 0.1, "patch_colour_weight": 1.0},
-        "data": {"patch_mask_fraction": 0.0},
-    },
+    "cand_nz_pm0": _nz_pm0(),
     # Round 12: the demo profile with a lower global content weight (lambda_3). The demo's 2
-    # dates from before issue 15, when nothing else kept the design; the residual output
-    # and the patch phase (Eq. 4 on sharp photos) now keep it (structure 0.83-0.92).
-    # Measured with each variant's global_only, whose structure has only Eq. 2 to keep it.
-    "cand_nz_pm0_cw05": {
-        **_RES_COL,
-        "model": {**_RES, "decoder_noise": 8},
-        "loss": {
-            **_RES_COL["loss"],
-            "patch_style_weight": 0.1,
-            "patch_colour_weight": 1.0,
-            "content_weight": 0.5,
-        },
-        "data": {"patch_mask_fraction": 0.0},
-    },
-    # Round 12: the demo profile with the colour term 10x in both phases. On porcelain the
-    # garments come out at mean saturation 0.47-0.58 against the style's 0.16, while the
-    # colour term ends at 0.08 of a global loss of 4.1: the VGG terms set the palette.
-    "cand_nz_pm0_col10": {
-        **_RES_COL,
-        "model": {**_RES, "decoder_noise": 8},
-        "loss": {
-            **_RES_COL["loss"],
-            "patch_style_weight": 0.1,
-            "colour_weight": 10.0,
-            "patch_colour_weight": 10.0,
-        },
-        "data": {"patch_mask_fraction": 0.0},
-    },
+    # dates from before issue 15, when nothing else kept the design: do the residual output
+    # and the patch phase (Eq. 4 on sharp photos) keep it now? (They did not.)
+    "cand_nz_pm0_cw05": _nz_pm0(content_weight=0.5),
+    # Round 12: the colour term 10x in both phases. On porcelain the garments came out at
+    # mean saturation 0.44-0.63 against the style's 0.16, while the colour term ended at
+    # 0.08 of a global loss of 4.1: the VGG terms set the palette.
+    "cand_nz_pm0_col10": _nz_pm0(colour_weight=10.0, patch_colour_weight=10.0),
     # ... and the same weight on chroma only (loss.colour_space): col10 lowered structure,
     # and the RGB term matches the style's brightness histogram too, shading included.
-    "cand_nz_pm0_chroma10": {
-        **_RES_COL,
-        "model": {**_RES, "decoder_noise": 8},
-        "loss": {
-            **_RES_COL["loss"],
-            "patch_style_weight": 0.1,
-            "colour_weight": 10.0,
-            "patch_colour_weight": 10.0,
-            "colour_space": "chroma",
-        },
-        "data": {"patch_mask_fraction": 0.0},
-    },
+    "cand_nz_pm0_chroma10": _nz_pm0(
+        colour_weight=10.0, patch_colour_weight=10.0, colour_space="chroma"
+    ),
     # Run-to-run noise: demo_res_col with another seed (weights of D_e and phi_s, data order).
     "demo_res_col_s1": {**_RES_COL, "schedule": {**_T2, **_GENTLE, "seed": 1}},
 }
