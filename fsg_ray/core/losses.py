@@ -7,7 +7,7 @@ Code (paper):
     patch_content_loss        l_content^(1), Eq. 4 (patch content, varphi_c)
     patch_style_loss          l_style^(1), Eq. 5 (hinge on varphi_s's neural-patch scores s_i)
     sliced_wasserstein_loss   a non-adversarial patch style term (not in the paper; off there)
-    colour_loss               the same distance on RGB pixels: a colour term (not in the paper)
+    colour_loss               the same distance on pixel colours, RGB or chroma (not in the paper)
     global_loss               L^(2) = lambda_2 l_style^(2) + lambda_3 l_content^(2) (Eq. 1)
     patch_loss                L^(1) = l_style^(1) + lambda_1 l_content^(1) (Eq. 1)
     discriminator_gan_loss    -V(D, G) of Eq. 7 for varphi_s (real: style patches)

@@ -98,6 +98,11 @@ def test_configs_are_frozen() -> None:
         config.TrainConfig().schedule.batch_size = 3  # type: ignore[misc]
 
 
+def test_a_colour_space_built_in_code_is_checked_too() -> None:
+    with pytest.raises(config.ConfigError, match="loss.colour_space: must be rgb or chroma"):
+        config.LossConfig(colour_space="lab")  # type: ignore[arg-type]
+
+
 def test_loss_layers_are_in_network_order() -> None:
     assert config.LossConfig().loss_layers() == ("relu2_2", "relu3_1", "relu4_1", "relu5_1")
 
