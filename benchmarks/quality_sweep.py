@@ -271,6 +271,11 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "cand_nz_pm0_chroma10": _nz_pm0(
         colour_weight=10.0, patch_colour_weight=10.0, colour_space="chroma"
     ),
+    # Round 13: a chroma weight between the demo's 1 and chroma10's 10. chroma10 lowered
+    # porcelain's SWD but lost it its verdict on structure: does a milder pull keep both?
+    "cand_nz_pm0_chroma3": _nz_pm0(
+        colour_weight=3.0, patch_colour_weight=3.0, colour_space="chroma"
+    ),
     # Run-to-run noise: demo_res_col with another seed (weights of D_e and phi_s, data order).
     "demo_res_col_s1": {**_RES_COL, "schedule": {**_T2, **_GENTLE, "seed": 1}},
 }
