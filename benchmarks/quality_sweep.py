@@ -31,6 +31,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -402,7 +403,18 @@ def train_one(
         n = algorithm.recalibrate_batchnorm(run.nets.gen, data, RECAL_BATCHES)
         if n:
             _evaluate(run, root, out, f"{key}+recal", variant, style, scale, train_s, losses)
+    # And on the whole shop photos of X^(1) (product shots on plain backdrops, at the held-out
+    # garments' size), the kind of photo a catalogue restyle feeds G.
+    shop = load_folder(root / "shop", IMAGE_SIZE)
+    if algorithm.recalibrate_batchnorm_on(run.nets.gen, _pairs(shop)):
+        _evaluate(run, root, out, f"{key}+recal_shop", variant, style, scale, train_s, losses)
     return key
+
+
+def _pairs(photos: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Batches of two photos of one size (a last odd photo alone)."""
+    for i in range(0, len(photos), 2):
+        yield torch.stack(photos[i : i + 2])
 
 
 def _evaluate(
@@ -456,7 +468,7 @@ def report(
         )
         columns = {f"style\n{s}": [images.to_image(_style(root, s))],
                    "input": [images.to_image(x) for x in garments]}  # fmt: skip
-        for name, suffix in [(v, sfx) for v in variants for sfx in ("", "+recal")]:
+        for name, suffix in [(v, sfx) for v in variants for sfx in ("", "+recal", "+recal_shop")]:
             v = name + suffix
             path = out / "runs" / f"{run_key(name, s, seed)}{suffix}.json"
             if not path.exists():

@@ -19,7 +19,7 @@ No Ray import here: Ray Train workers call :func:`train` unchanged.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -476,12 +476,23 @@ def recalibrate_batchnorm(gen: Generator, data: Batches, batches: int) -> int:
     those follow the last batches D_e trained on: 64 px shop-photo patches after a patch
     phase, bicubically upsampled street photos after a global one; neither is the sharp
     whole photo G then sees. Measured on real product photos (docs/experiments.md): most of
-    the structure lost after a patch phase came back. The weights do not change; the
-    statistics become a cumulative average (``momentum=None``) over these batches. No-op
-    for ``batches`` = 0 or a decoder without BN (``decoder_norm: instance``).
+    the structure lost after a patch phase came back. No-op for ``batches`` = 0.
+    """
+    if batches <= 0:
+        return 0
+    return recalibrate_batchnorm_on(gen, (data.global_batch()[1] for _ in range(batches)))
+
+
+def recalibrate_batchnorm_on(gen: Generator, batches: Iterable[Tensor]) -> int:
+    """Recomputes D_e's BatchNorm running statistics over ``batches`` of images (B, 3, H, W)
+    in [0, 1]; returns the number of BN layers reset (0 for a decoder without BN, e.g.
+    ``decoder_norm: instance``, whose batches are then not read).
+
+    The weights do not change; the statistics become a cumulative average
+    (``momentum=None``) over all the batches, each weighted equally.
     """
     layers = [m for m in gen.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    if batches <= 0 or not layers:
+    if not layers:
         return 0
     momenta = [m.momentum for m in layers]
     was_training = gen.decoder.training
@@ -490,12 +501,14 @@ def recalibrate_batchnorm(gen: Generator, data: Batches, batches: int) -> int:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over all the batches below
     gen.decoder.train()
-    with torch.no_grad():
-        for _ in range(batches):
-            gen(data.global_batch()[1].to(device))
-    for m, momentum in zip(layers, momenta, strict=True):
-        m.momentum = momentum
-    gen.decoder.train(was_training)
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                gen(batch.to(device))
+    finally:
+        for m, momentum in zip(layers, momenta, strict=True):
+            m.momentum = momentum
+        gen.decoder.train(was_training)
     return len(layers)
 
 

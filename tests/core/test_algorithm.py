@@ -223,6 +223,50 @@ def test_recalibrate_batchnorm_recomputes_statistics_on_whole_images(
     assert torch.allclose(bns[0].running_mean, h.mean(dim=(0, 2, 3)), atol=1e-4)
 
 
+def test_recalibrate_batchnorm_on_averages_batches_of_any_size(run: algorithm.Run) -> None:
+    gen = run.nets.gen
+    bns = [m for m in gen.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    torch.manual_seed(0)
+    photos = [torch.rand(2, 3, 40, 40), torch.rand(1, 3, 48, 32)]  # e.g. a last odd photo
+    gen.decoder.eval()
+    assert algorithm.recalibrate_batchnorm_on(gen, iter(photos)) == len(bns)
+    assert all(int(m.num_batches_tracked) == 2 and m.momentum == 0.1 for m in bns)
+    assert not gen.decoder.training
+    # each batch weighs the same (cumulative average of the batch means), whatever its size
+    with torch.no_grad():
+        means = [gen.decoder.net[0](gen.encode(p)).mean(dim=(0, 2, 3)) for p in photos]
+    assert torch.allclose(bns[0].running_mean, (means[0] + means[1]) / 2, atol=1e-4)
+
+
+def test_recalibrate_batchnorm_on_restores_the_mode_when_a_batch_fails(
+    run: algorithm.Run,
+) -> None:
+    gen = run.nets.gen
+    bns = [m for m in gen.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    gen.decoder.eval()
+
+    def batches():
+        yield torch.rand(1, 3, 32, 32)
+        raise OSError("shop photo unreadable")
+
+    with pytest.raises(OSError, match="unreadable"):
+        algorithm.recalibrate_batchnorm_on(gen, batches())
+    assert not gen.decoder.training and all(m.momentum == 0.1 for m in bns)
+
+
+def test_recalibrate_batchnorm_on_a_decoder_without_batchnorm_reads_nothing(
+    tiny_cfg, vgg: VGGWeights
+) -> None:
+    cfg = config.override(tiny_cfg, model={"decoder_norm": "instance"})
+    run = algorithm.new_run(cfg, vgg, make_style(cfg), torch.device("cpu"))
+
+    def unread():
+        raise AssertionError("batches read for a decoder without BatchNorm")
+        yield
+
+    assert algorithm.recalibrate_batchnorm_on(run.nets.gen, unread()) == 0
+
+
 def test_train_recalibrates_batchnorm_after_the_last_phase(tiny_cfg, vgg: VGGWeights) -> None:
     cfg = config.override(tiny_cfg, schedule={"bn_recalibration_batches": 2})
     run = algorithm.new_run(cfg, vgg, make_style(cfg), torch.device("cpu"))
