@@ -1,6 +1,7 @@
-"""benchmarks/quality_sweep.py: seeds and ablations in the run configs, the verdicts over seeds
-read from the run records, and the command's errors (no training here: the sweep's training
-is the core's ``algorithm.train``, tested in tests/core)."""
+"""benchmarks/quality_sweep.py and its variants (sweep_variants.py): seeds and ablations in
+the run configs, the verdicts over seeds read from the run records, and the command's errors
+(no training here: the sweep's training is the core's ``algorithm.train``, tested in
+tests/core)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import quality_sweep  # noqa: E402
+import sweep_variants  # noqa: E402
 
 
 def test_a_seed_replaces_the_schedule_seed_and_ablations_keep_the_budget() -> None:
-    full = quality_sweep.variant_config("cand_lo", 1.0, seed=3)
-    glob = quality_sweep.variant_config("cand_lo@global_only", 1.0, seed=3)
-    patch = quality_sweep.variant_config("cand_lo@patch_only", 0.5)
+    full = sweep_variants.variant_config("cand_lo", 1.0, seed=3)
+    glob = sweep_variants.variant_config("cand_lo@global_only", 1.0, seed=3)
+    patch = sweep_variants.variant_config("cand_lo@patch_only", 0.5)
     s = full.schedule
     assert (s.seed, glob.schedule.seed) == (3, 3)
-    assert patch.schedule.seed == quality_sweep.variant_config("cand_lo", 1.0).schedule.seed
+    assert patch.schedule.seed == sweep_variants.variant_config("cand_lo", 1.0).schedule.seed
     updates = s.gan_init_steps + s.alternations * (s.global_steps + s.patch_steps)
     assert glob.schedule.mode == "global_only"
     assert glob.schedule.global_only_steps == updates
