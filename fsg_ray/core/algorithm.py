@@ -157,10 +157,10 @@ def build_nets(cfg: TrainConfig, vgg: VGGWeights, device: torch.device) -> Nets:
         )
     phi = VGG19Features(vgg.state, cfg.loss.loss_layers()[-1])
     nets = Nets(gen, phi, disc, vgg.fingerprint)
+    # channels_last on every device: cuDNN and oneDNN (CPU) both run convolutions faster in
+    # it (CPU, demo shapes, one thread: benchmarks/bench_step_layout.py, docs/benchmarks.md).
     for net in (nets.gen, nets.phi, nets.disc):
-        net.to(device)
-        if device.type == "cuda":
-            net.to(memory_format=torch.channels_last)
+        net.to(device).to(memory_format=torch.channels_last)
     return nets
 
 

@@ -165,6 +165,16 @@ def test_mismatched_vgg_weights_are_refused(run: algorithm.Run, tiny_cfg) -> Non
         algorithm.new_run(tiny_cfg, other, run.style, torch.device("cpu"))
 
 
+def test_nets_are_channels_last_on_the_cpu_too(run: algorithm.Run) -> None:
+    convs = [
+        m.weight
+        for net in (run.nets.gen, run.nets.phi, run.nets.disc)
+        for m in net.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+
+
 def test_generator_state_loads_for_inference(run: algorithm.Run, vgg: VGGWeights) -> None:
     buf = io.BytesIO()
     torch.save(algorithm.generator_state(run), buf)
