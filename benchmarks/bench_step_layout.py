@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 
 import torch
 
 from fsg_ray.app.demo import demo_config
 from fsg_ray.core import algorithm
 from fsg_ray.core.models import load_vgg
+from fsg_ray.io.folders import InMemoryBatches
 
 
 def make_run(channels_last: bool) -> algorithm.Run:
@@ -40,20 +40,12 @@ def make_run(channels_last: bool) -> algorithm.Run:
     return run
 
 
-def steps(run: algorithm.Run) -> dict[str, Callable[[], object]]:
-    """One call per phase, on fixed random batches of the demo's shapes."""
+def demo_batches(run: algorithm.Run) -> InMemoryBatches:
+    """Random photos at the demo's sizes: 160 px full images, patches of the patch size."""
     cfg, g = run.cfg, torch.Generator().manual_seed(0)
-    d, b = cfg.data, cfg.schedule.batch_size
-    x_low = torch.rand(b, 3, d.global_input_size, d.global_input_size, generator=g)
-    y_c = torch.rand(b, 3, d.global_target_size, d.global_target_size, generator=g)
-    patches = torch.rand(b, 3, d.patch_size, d.patch_size, generator=g)
-    real = algorithm.style_crops(run.style, d.patch_size, b, run.crop_rng)
-    n, o, t = run.nets, run.opts, run.targets
-    return {
-        "gan": lambda: algorithm.gan_step(n, o, patches, real, cfg, t),
-        "global": lambda: algorithm.global_step(n, o.global_, x_low, y_c, t, cfg),
-        "patch": lambda: algorithm.patch_step(n, o.patch, patches, cfg, t),
-    }
+    full = [torch.rand(3, 160, 160, generator=g) for _ in range(8)]
+    patches = torch.rand(64, 3, cfg.data.patch_size, cfg.data.patch_size, generator=g)
+    return InMemoryBatches(full, patches, cfg.data, cfg.schedule.batch_size, seed=0)
 
 
 def main() -> None:
@@ -62,13 +54,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (a demo worker: 1)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    layouts = {"NCHW": steps(make_run(False)), "channels_last": steps(make_run(True))}
+    runs = {"NCHW": make_run(False), "channels_last": make_run(True)}
+    data = {layout: demo_batches(run) for layout, run in runs.items()}
     times: dict[tuple[str, str], list[float]] = {}
     for rep in range(a.steps + 1):  # the first of each is a warm-up, not timed
         for phase in ("gan", "global", "patch"):
-            for layout, fns in layouts.items():
+            for layout, run in runs.items():
                 t0 = time.perf_counter()
-                fns[phase]()
+                algorithm._one_step(run, phase, data[layout])  # as algorithm.train steps
                 if rep:
                     times.setdefault((phase, layout), []).append(time.perf_counter() - t0)
     print("| phase | NCHW s/step (median, best) | channels_last s/step | speed-up (median) |")
