@@ -25,8 +25,11 @@ from fsg_ray.config import DataConfig
 from fsg_ray.core import transforms
 from fsg_ray.distributed import data
 from fsg_ray.distributed.batches import (
+    PHOTO_BATCH,
+    PHOTO_PREFETCH,
     GlobalPairCollate,
     PatchRef,
+    PhotoCollate,
     Photos,
     RayDataBatches,
     cut_patches,
@@ -315,6 +318,52 @@ def test_each_worker_reads_its_streaming_shard(decoded: dict[Any, Any]) -> None:
 
 def test_train_ingest_keeps_rows_in_order() -> None:
     assert data.train_dataset_config()._user_execution_options.preserve_order
+
+
+@pytest.mark.ray
+def test_decoding_uses_every_cpu_and_leaves_the_global_context_alone(
+    ray_local: None, roots: dict[str, str], storage: Storage
+) -> None:
+    # Ray Data's per-operator reservation held the decode to one task at a time on 2 CPUs
+    # (docs/benchmarks.md, data plane): the decoded sets turn it off on their own context.
+    import ray.data
+
+    shop = list_inputs(join(roots["local"], "shop"), storage)
+    ds = data.read_shop_photos(shop, storage, CFG, 0)
+    assert ds.context.op_resource_reservation_enabled is False
+    assert data.good_rows(ds).context.op_resource_reservation_enabled is False
+    assert ray.data.DataContext.get_current().op_resource_reservation_enabled is True
+
+
+def test_photo_collate_gives_contiguous_chw_photos_and_their_windows() -> None:
+    rng = np.random.default_rng(0)
+    hwc = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((40, 48), (32, 64))]
+    windows = [np.array([[0, 0], [8, 16]], dtype=np.int32), np.zeros((0, 2), dtype=np.int32)]
+    batch = {"id": np.array([3, 7]), "image": hwc, "windows": windows}
+    photos = PhotoCollate()(batch)  # type: ignore[arg-type]
+    assert photos.ids == [3, 7]
+    for img, src in zip(photos.images, hwc, strict=True):
+        assert img.shape == (3, *src.shape[:2]) and img.is_contiguous()
+        assert torch.equal(img, torch.from_numpy(src).permute(2, 0, 1))
+    assert [w.tolist() for w in photos.windows] == [[[0, 0], [8, 16]], []]
+    patch = cut_patches([(3, photos.images[0], 8, 16)], 16)
+    assert torch.equal(patch[0], torch.from_numpy(hwc[0][8:24, 16:32]).permute(2, 0, 1))
+
+
+def test_the_photo_stream_reads_two_decode_blocks_ahead() -> None:
+    # Fewer photos ahead than a read task's block kept one decode task in flight on a
+    # streamed pass (docs/benchmarks.md, data plane).
+    asked: list[dict[str, Any]] = []
+
+    class Source:
+        def iter_torch_batches(self, **kwargs: Any) -> Any:
+            asked.append(kwargs)
+            return iter([])
+
+    for prefetch in (1, 2 * PHOTO_PREFETCH):
+        list(patch_epoch(Source(), CFG, 4, seed=0, prefetch_batches=prefetch)(0))
+    assert [a["prefetch_batches"] for a in asked] == [PHOTO_PREFETCH, 2 * PHOTO_PREFETCH]
+    assert PHOTO_PREFETCH * PHOTO_BATCH >= 2 * data.FILES_PER_TASK
 
 
 def test_to_uint8_is_rounded_hwc_and_contiguous() -> None:
