@@ -100,8 +100,8 @@ def _init_worker(options: StorageOptions | None) -> None:
     _STORAGE = Storage(options) if options is not None else None
 
 
-def bare_one(uri: str, side: int, size: int, stride: int) -> int:
-    """Reads, decodes, resizes and patchifies one file; returns its number of patches."""
+def _photo(uri: str, side: int) -> torch.Tensor:
+    """Reads, decodes and resizes one file: (3, H, W) uint8 with short side ``side``."""
     if uri.startswith("s3://"):
         assert _STORAGE is not None
         raw = _STORAGE.read_bytes(uri)
@@ -110,16 +110,17 @@ def bare_one(uri: str, side: int, size: int, stride: int) -> int:
             raw = f.read()
     img = images.to_tensor(images.decode_image(raw, name=uri))
     img = transforms.resize_short_side(img, side)
-    u8 = img.mul(255).round().clamp(0, 255).to(torch.uint8)  # as data.to_uint8 stores it
-    return len(transforms.patchify(u8, size, stride))
+    return img.mul(255).round().clamp(0, 255).to(torch.uint8)  # as data.to_uint8 stores it
+
+
+def bare_one(uri: str, side: int, size: int, stride: int) -> int:
+    """Reads, decodes, resizes and patchifies one file; returns its number of patches."""
+    return len(transforms.patchify(_photo(uri, side), size, stride))
 
 
 def bare_photo(uri: str, side: int, size: int, stride: int) -> tuple[Any, Any]:
     """bare_one's work up to the patches: the (3, H, W) uint8 photo and its windows, as numpy."""
-    with open(uri, "rb") as f:
-        img = images.to_tensor(images.decode_image(f.read(), name=uri))
-    img = transforms.resize_short_side(img, side)
-    u8 = img.mul(255).round().clamp(0, 255).to(torch.uint8)
+    u8 = _photo(uri, side)
     return u8.numpy(), transforms.patch_windows(u8.shape[1], u8.shape[2], size, stride).numpy()
 
 
