@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,18 @@ def test_random_global_pair_sizes_and_consistency() -> None:
 def test_resize_short_side_keeps_aspect() -> None:
     assert transforms.resize_short_side(torch.rand(3, 100, 200), 50).shape == (3, 50, 100)
     assert transforms.resize(torch.rand(2, 3, 10, 10), (4, 6)).shape == (2, 3, 4, 6)
+
+
+def test_resize_short_side_uint8_matches_the_float_path_within_one_level() -> None:
+    gen = torch.Generator().manual_seed(0)
+    img = torch.randint(0, 256, (3, 90, 120), dtype=torch.uint8, generator=gen)
+    hwc = img.permute(1, 2, 0).numpy()  # a strided (H, W, 3) view, as a transposed photo is
+    out = transforms.resize_short_side_uint8(hwc, 40)
+    assert out.shape == (40, 53, 3) and out.dtype == np.uint8 and out.flags["C_CONTIGUOUS"]
+    ref = transforms.resize_short_side(img.float() / 255, 40).mul(255).round().to(torch.uint8)
+    diff = (torch.from_numpy(out).permute(2, 0, 1).int() - ref.int()).abs()
+    assert diff.max() <= 1 and diff.float().mean() < 0.5
+    # already at the side (the short side may be the width): the same pixels, contiguous
+    same = transforms.resize_short_side_uint8(hwc, 90)
+    assert np.array_equal(same, hwc) and same.flags["C_CONTIGUOUS"]
+    assert transforms.resize_short_side_uint8(hwc[:, :60], 30).shape == (45, 30, 3)

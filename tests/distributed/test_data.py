@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -374,3 +375,24 @@ def test_to_uint8_is_rounded_hwc_and_contiguous() -> None:
     assert out[0, 0].tolist() == [255, 128, 51]
     # strided views are copied element by element into Ray Data's Arrow blocks
     assert out.flags["C_CONTIGUOUS"]
+
+
+def test_tensor_columns_hold_one_array_per_row_even_when_shapes_agree() -> None:
+    photos = [np.full((4, 6, 3), i, dtype=np.uint8) for i in range(3)]
+    out = data._tensor_columns({"id": [0, 1, 2], "image": list(photos)}, "image")
+    assert out["id"] == [0, 1, 2]
+    assert out["image"].shape == (3,) and out["image"].dtype == object
+    assert all(a is b for a, b in zip(out["image"], photos, strict=True))
+
+
+def test_good_rows_pass_a_clean_block_without_copying_and_filter_a_dirty_one() -> None:
+    images = np.arange(3 * 8, dtype=np.uint8).reshape(3, 8)
+    block = pa.table(
+        {"id": [0, 1, 2], "uri": ["a", "b", "c"], "reason": ["", "", ""], "image": list(images)}
+    )
+    clean = data._good_rows(block)
+    assert clean.column_names == ["id", "image"]
+    assert clean["image"].chunks[0].buffers() == block["image"].chunks[0].buffers()
+    dirty = data._good_rows(block.set_column(2, "reason", pa.array(["", "truncated", ""])))
+    assert dirty["id"].to_pylist() == [0, 2]
+    assert dirty["image"].to_pylist() == [images[0].tolist(), images[2].tolist()]
