@@ -100,28 +100,30 @@ def _init_worker(options: StorageOptions | None) -> None:
     _STORAGE = Storage(options) if options is not None else None
 
 
-def _photo(uri: str, side: int) -> torch.Tensor:
-    """Reads, decodes and resizes one file: (3, H, W) uint8 with short side ``side``."""
+def _photo(uri: str, side: int) -> np.ndarray:
+    """Reads, decodes and resizes one file: (H, W, 3) uint8 with short side ``side``."""
     if uri.startswith("s3://"):
         assert _STORAGE is not None
         raw = _STORAGE.read_bytes(uri)
     else:
         with open(uri, "rb") as f:
             raw = f.read()
-    img = images.to_tensor(images.decode_image(raw, name=uri))
-    img = transforms.resize_short_side(img, side)
-    return img.mul(255).round().clamp(0, 255).to(torch.uint8)  # as data.to_uint8 stores it
+    # As the pipeline's decode tasks do (data._shop_photo): uint8 throughout.
+    img = np.asarray(images.decode_image(raw, name=uri), dtype=np.uint8)
+    return transforms.resize_short_side_uint8(img, side)
 
 
 def bare_one(uri: str, side: int, size: int, stride: int) -> int:
     """Reads, decodes, resizes and patchifies one file; returns its number of patches."""
-    return len(transforms.patchify(_photo(uri, side), size, stride))
+    return len(
+        transforms.patchify(torch.from_numpy(_photo(uri, side)).permute(2, 0, 1), size, stride)
+    )
 
 
 def bare_photo(uri: str, side: int, size: int, stride: int) -> tuple[Any, Any]:
-    """bare_one's work up to the patches: the (3, H, W) uint8 photo and its windows, as numpy."""
-    u8 = _photo(uri, side)
-    return u8.numpy(), transforms.patch_windows(u8.shape[1], u8.shape[2], size, stride).numpy()
+    """bare_one's work up to the patches: the (H, W, 3) uint8 photo and its windows, as numpy."""
+    hwc = _photo(uri, side)
+    return hwc, transforms.patch_windows(hwc.shape[0], hwc.shape[1], size, stride).numpy()
 
 
 def bare_shuffled_pass(
@@ -135,7 +137,7 @@ def bare_shuffled_pass(
     )
     t0 = time.perf_counter()
     photos = (
-        Photos([i], [torch.from_numpy(img)], [torch.from_numpy(win)])
+        Photos([i], [torch.from_numpy(img).permute(2, 0, 1)], [torch.from_numpy(win)])
         for i, (img, win) in enumerate(run(fn, uris))
     )
     rng = np.random.default_rng(0)

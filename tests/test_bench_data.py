@@ -56,4 +56,7 @@ def plain_patches(uri: str) -> torch.Tensor:
     from fsg_ray.core import transforms
 
     img, _ = bench_data.bare_photo(uri, 2 * CFG.patch_size, CFG.patch_size, CFG.patch_stride)
-    return transforms.patchify(torch.from_numpy(img), CFG.patch_size, CFG.patch_stride)
+    chw = torch.from_numpy(img).permute(
+        2, 0, 1
+    )  # bare_photo gives (H, W, 3), as Ray Data stores it
+    return transforms.patchify(chw, CFG.patch_size, CFG.patch_stride)
