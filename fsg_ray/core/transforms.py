@@ -45,8 +45,9 @@ def resize_short_side_uint8(img: np.ndarray, side: int) -> np.ndarray:
     hw = (max(side, round(h * scale)), max(side, round(w * scale)))
     if hw == (h, w):
         return np.ascontiguousarray(img)
-    # (1, 3, H, W) view of the (H, W, 3) array: channels_last memory, no copy.
-    batch = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0)
+    # (1, 3, H, W) view of the (H, W, 3) array: channels_last memory, copied only when strided
+    # or read-only (torch warns on read-only arrays).
+    batch = torch.from_numpy(np.require(img, requirements=["C", "W"])).permute(2, 0, 1)[None]
     out = F.interpolate(batch, size=hw, mode="bilinear", align_corners=False, antialias=True)
     return out[0].permute(1, 2, 0).contiguous().numpy()
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -67,7 +69,10 @@ def test_resize_short_side_uint8_matches_the_float_path_within_one_level() -> No
     gen = torch.Generator().manual_seed(0)
     img = torch.randint(0, 256, (3, 90, 120), dtype=torch.uint8, generator=gen)
     hwc = img.permute(1, 2, 0).numpy()  # a strided (H, W, 3) view, as a transposed photo is
-    out = transforms.resize_short_side_uint8(hwc, 40)
+    hwc.flags.writeable = False  # as Pillow's buffers are
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns on read-only arrays
+        out = transforms.resize_short_side_uint8(hwc, 40)
     assert out.shape == (40, 53, 3) and out.dtype == np.uint8 and out.flags["C_CONTIGUOUS"]
     ref = transforms.resize_short_side(img.float() / 255, 40).mul(255).round().to(torch.uint8)
     diff = (torch.from_numpy(out).permute(2, 0, 1).int() - ref.int()).abs()
