@@ -109,15 +109,15 @@ def _photo(uri: str, side: int) -> np.ndarray:
         with open(uri, "rb") as f:
             raw = f.read()
     # As the pipeline's decode tasks do (data._shop_photo): uint8 throughout.
-    img = np.asarray(images.decode_image(raw, name=uri), dtype=np.uint8)
-    return transforms.resize_short_side_uint8(img, side)
+    return transforms.resize_short_side_uint8(data.decoded_rgb(raw, uri), side)
 
 
 def bare_one(uri: str, side: int, size: int, stride: int) -> int:
     """Reads, decodes, resizes and patchifies one file; returns its number of patches."""
-    return len(
-        transforms.patchify(torch.from_numpy(_photo(uri, side)).permute(2, 0, 1), size, stride)
-    )
+    # CHW first: torch's patchify copies from an (H, W, 3) view element by element (279
+    # against 968 photos/s serially, 256 px photos).
+    chw = torch.from_numpy(_photo(uri, side)).permute(2, 0, 1).contiguous()
+    return len(transforms.patchify(chw, size, stride))
 
 
 def bare_photo(uri: str, side: int, size: int, stride: int) -> tuple[Any, Any]:
