@@ -137,8 +137,7 @@ def bare_shuffled_pass(
     )
     t0 = time.perf_counter()
     photos = (
-        Photos([i], [torch.from_numpy(img).permute(2, 0, 1)], [torch.from_numpy(win)])
-        for i, (img, win) in enumerate(run(fn, uris))
+        Photos([i], [img], [torch.from_numpy(win)]) for i, (img, win) in enumerate(run(fn, uris))
     )
     rng = np.random.default_rng(0)
     n = sum(

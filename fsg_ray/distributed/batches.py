@@ -84,13 +84,13 @@ class GlobalPairCollate(NumpyBatchCollateFn):
 
 @dataclass(frozen=True)
 class Photos:
-    """Shop photos of one read batch, as tensors over the arrays Ray handed over.
+    """Shop photos of one read batch: the (H, W, 3) arrays Ray handed over, not copied.
 
     Not a tuple of tensors on purpose: Ray would try to concatenate those to a device.
     """
 
     ids: list[int]
-    images: list[Tensor]  # each (3, H, W) uint8
+    images: list[np.ndarray]  # each (H, W, 3) uint8, possibly read-only
     windows: list[Tensor]  # each (N, 2) int: top-left corners of its patches
 
 
@@ -100,7 +100,7 @@ class PhotoCollate(NumpyBatchCollateFn):
     def __call__(self, batch: dict[str, np.ndarray]) -> Photos:  # type: ignore[override]
         return Photos(
             [int(i) for i in batch["id"]],
-            [_tensor(img).permute(2, 0, 1) for img in batch["image"]],  # (3, H, W) view
+            list(batch["image"]),
             [
                 torch.from_numpy(np.asarray(w, dtype=np.int64).reshape(-1, 2))
                 for w in batch["windows"]
@@ -108,8 +108,8 @@ class PhotoCollate(NumpyBatchCollateFn):
         )
 
 
-#: One patch, before it is cut: (photo id, photo (3, H, W) uint8, top, left).
-PatchRef = tuple[int, Tensor, int, int]
+#: One patch, before it is cut: (photo id, photo (H, W, 3) uint8, top, left).
+PatchRef = tuple[int, np.ndarray, int, int]
 
 
 def shuffled_windows(
@@ -144,13 +144,15 @@ def _drain(
 
 
 def cut_patches(refs: Sequence[PatchRef], size: int) -> Tensor:
-    """Patches of ``size`` px at their windows: (B, 3, size, size) uint8."""
+    """Patches of ``size`` px at their windows: (B, 3, size, size) uint8, channels_last."""
     # numpy copies in this thread; torch.stack spread the copy over the intra-op threads,
     # which on a busy machine wait for the cores Ray's prefetch thread and workers hold:
     # 79k against 36k patches/s in a 2-core trainer process (95k vs 76k with one thread).
-    # From the (H, W, 3) block's strided view as fast as from a contiguous copy of the photo.
-    views = [img.numpy()[:, t : t + size, left : left + size] for _, img, t, left in refs]
-    return torch.from_numpy(np.stack(views))
+    # Each patch is copied in the photo's own (H, W, 3) layout, rows of 3 x size bytes: 2x
+    # as fast as gathering it channel by channel into (3, size, size) (128-163k against
+    # 56-71k patches/s, one thread). The networks take channels_last anyway.
+    views = [img[t : t + size, left : left + size] for _, img, t, left in refs]
+    return torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2)
 
 
 class BatchSource(Protocol):
