@@ -37,7 +37,7 @@ def resize_short_side_uint8(img: np.ndarray, side: int) -> np.ndarray:
     """:func:`resize_short_side` of an (H, W, 3) uint8 photo, in uint8: (h, w, 3), contiguous.
 
     The same antialiased bilinear filter, computed in uint8 on the channels-last layout
-    (within one grey level of the float path, 3.5x faster: no conversion to float and back);
+    (within one grey level of the float path, 1.5-3.5x faster: no conversion to float and back);
     a photo already at ``side`` is returned as it is.
     """
     h, w = img.shape[:2]

@@ -149,7 +149,7 @@ def cut_patches(refs: Sequence[PatchRef], size: int) -> Tensor:
     # which on a busy machine wait for the cores Ray's prefetch thread and workers hold:
     # 79k against 36k patches/s in a 2-core trainer process (95k vs 76k with one thread).
     # Each patch is copied in the photo's own (H, W, 3) layout, rows of 3 x size bytes: 2x
-    # as fast as gathering it channel by channel into (3, size, size) (128-163k against
+    # as fast as gathering it channel by channel into (3, size, size) (96-140k against
     # 56-71k patches/s, one thread). The networks take channels_last anyway.
     views = [img[t : t + size, left : left + size] for _, img, t, left in refs]
     return torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2)
