@@ -109,7 +109,7 @@ def _photo(uri: str, side: int) -> np.ndarray:
         with open(uri, "rb") as f:
             raw = f.read()
     # As the pipeline's decode tasks do (data._shop_photo): uint8 throughout.
-    return transforms.resize_short_side_uint8(data.decoded_rgb(raw, uri), side)
+    return transforms.resize_short_side_uint8(data.decoded_rgb(raw, uri, side), side)
 
 
 def bare_one(uri: str, side: int, size: int, stride: int) -> int:

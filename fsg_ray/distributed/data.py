@@ -223,7 +223,7 @@ def _decode_full_batch(
 
 
 def _full_image(data: bytes, uri: str, min_side: int, max_side: int) -> np.ndarray:
-    img = decoded_rgb(data, uri)
+    img = decoded_rgb(data, uri, max_side)
     h, w = img.shape[:2]
     if min(h, w) < min_side:
         raise images.ImageDecodeError(uri, f"{w}x{h} px is smaller than {min_side} px")
@@ -257,7 +257,7 @@ def _shop_photo(
     stride: int,
     min_fraction: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    img = transforms.resize_short_side_uint8(decoded_rgb(data, item.uri), side)
+    img = transforms.resize_short_side_uint8(decoded_rgb(data, item.uri, side), side)
     h, w = img.shape[:2]
     mask = None
     if item.mask is not None:
@@ -269,14 +269,16 @@ def _shop_photo(
     return img, windows.numpy().astype(np.int32)
 
 
-def decoded_rgb(data: bytes, uri: str) -> np.ndarray:
-    """The photo decoded to (H, W, 3) uint8, writable.
+def decoded_rgb(data: bytes, uri: str, side: int) -> np.ndarray:
+    """The photo decoded to (H, W, 3) uint8, writable; a large JPEG at a reduced scale whose
+    short side is still at least ``side`` (:func:`fsg_ray.io.images.decode_image`'s
+    ``min_side``), smaller photos at full size.
 
     Photos stay in uint8 until a trainer cuts them: a round trip through float took as long
     as decoding. np.array, not np.asarray: Pillow's buffer is read-only, and torch warns on
     a read-only array.
     """
-    return np.array(images.decode_image(data, name=uri), dtype=np.uint8)
+    return np.array(images.decode_image(data, name=uri, min_side=side), dtype=np.uint8)
 
 
 def _append(out: dict[str, list[Any]], **row: Any) -> None:

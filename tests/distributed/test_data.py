@@ -395,3 +395,14 @@ def test_good_rows_pass_a_clean_block_without_copying_and_filter_a_dirty_one() -
     dirty = data._good_rows(block.set_column(2, "reason", pa.array(["", "truncated", ""])))
     assert dirty["id"].to_pylist() == [0, 2]
     assert dirty["image"].to_pylist() == [images[0].tolist(), images[2].tolist()]
+
+
+def test_a_large_shop_photo_is_decoded_small_and_ends_at_the_patch_scale() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (1600, 1200), (200, 40, 90)).save(buf, "JPEG")  # decoded at 400 x 300
+    img, windows = data._shop_photo(
+        buf.getvalue(), Input(0, "big.jpg"), None, side=256, size=128, stride=16, min_fraction=0
+    )  # type: ignore[arg-type]
+    assert img.shape == (256, 341, 3) and img.dtype == np.uint8 and img.flags["C_CONTIGUOUS"]
+    assert np.abs(img.astype(int) - [200, 40, 90]).max() <= 2
+    assert len(windows) == 9 * 14  # (256 - 128) / 16 + 1 rows, (341 - 128) // 16 + 1 columns

@@ -145,3 +145,23 @@ def test_decode_errors_pickle_for_ray() -> None:
     error = pickle.loads(pickle.dumps(images.ImageDecodeError("s3://b/k.jpg", "empty file")))
     assert (error.name, error.reason, str(error)) == ("s3://b/k.jpg", "empty file", str(error))
     assert str(error) == "s3://b/k.jpg: empty file"
+
+
+def test_min_side_decodes_a_large_jpeg_at_a_reduced_scale_still_covering_it() -> None:
+    gen = np.random.default_rng(0)
+    pixels = gen.integers(0, 256, (6, 8, 3), dtype=np.uint8).repeat(200, 0).repeat(200, 1)
+    jpeg = encode(Image.fromarray(pixels), "JPEG", quality=95)  # 1600 x 1200, 200 px tiles
+    assert images.decode_image(jpeg).size == (1600, 1200)
+    assert images.decode_image(jpeg, min_side=256).size == (400, 300)  # 1/4: 300 >= 256
+    assert images.decode_image(jpeg, min_side=301).size == (800, 600)  # 1/4 would be 300
+    assert images.decode_image(jpeg, min_side=2000).size == (1600, 1200)  # never enlarged
+    small = images.decode_image(jpeg, min_side=256)
+    full = images.decode_image(jpeg).resize(small.size, Image.Resampling.BOX)
+    assert np.abs(np.asarray(small, dtype=int) - np.asarray(full, dtype=int)).mean() < 1
+    # EXIF orientation still applied, on the reduced pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    turned = encode(Image.fromarray(pixels), "JPEG", exif=exif)
+    assert images.decode_image(turned, min_side=256).size == (300, 400)
+    # other formats decode at full size
+    assert images.decode_image(encode(Image.fromarray(pixels)), min_side=256).size == (1600, 1200)
