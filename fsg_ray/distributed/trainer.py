@@ -188,15 +188,21 @@ def _style_image_problem(cat: CatalogueConfig, spec: StyleSpec, storage: Storage
 def _launch(
     cat: CatalogueConfig, storage: Storage, specs: list[StyleSpec], on_step: StepHook | None
 ) -> dict[str, Any]:
-    """Builds the data once per distinct data config, then starts one trainer task per style."""
+    """Builds the data once per distinct data config, then starts one trainer task per style.
+
+    Every data set is decoded before the first trainer starts: a trainer holds its CPUs, and
+    the decoding of a later set would wait for them, the whole run of the trainer long.
+    """
     prepared: dict[tuple[Any, ...], tuple[data.TrainingData, list[np.ndarray]]] = {}
-    pending = {}
+    keys = {}
     for spec in specs:
         cfg = cat.style_config(spec.name)
-        key = (cfg.data, cfg.schedule.seed)
+        keys[spec.name] = key = (cfg.data, cfg.schedule.seed)
         if key not in prepared:
             prepared[key] = _prepare_data(cat, storage, cfg)
-        td, heldout = prepared[key]
+    pending = {}
+    for spec in specs:
+        td, heldout = prepared[keys[spec.name]]
         job = {
             "catalogue": to_dict(cat),
             "style": spec.name,

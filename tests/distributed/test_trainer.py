@@ -208,3 +208,45 @@ def test_two_workers_train_one_style_data_parallel(
     )
     [result] = trainer.train_catalogue(cat, Storage())
     assert (result.status, result.steps, result.version) == ("published", TOTAL, "v1"), result
+
+
+def test_every_data_set_is_decoded_before_the_first_trainer_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A started trainer holds its CPUs; decoding a later data set would wait for them.
+    cat = catalogue_config(tiny_config(), str(tmp_path), str(tmp_path / "out"), {"a": "a.png"})
+    cat = config.catalogue_from_dict(
+        {
+            **config.to_dict(cat),
+            "styles": [
+                {"name": "a", "image": "a.png"},
+                {"name": "b", "image": "b.png", "overrides": {"schedule": {"seed": 7}}},
+                {"name": "c", "image": "c.png"},
+            ],
+        }
+    )
+    events: list[str] = []
+
+    def prepare(cat: Any, storage: Any, cfg: config.TrainConfig) -> tuple[Any, list[Any]]:
+        events.append(f"decode seed {cfg.schedule.seed}")
+        report = trainer.inputs.DataReport(1, 1, ())
+        return trainer.data.TrainingData(f"full{cfg.schedule.seed}", "patches", report), []  # type: ignore[arg-type]
+
+    class FitStyle:
+        @staticmethod
+        def remote(job: dict[str, Any], full: str, patches: str) -> str:
+            events.append(f"train {job['style']} on {full}")
+            return job["style"]
+
+    monkeypatch.setattr(trainer, "_prepare_data", prepare)
+    monkeypatch.setattr(trainer, "_fit_style", FitStyle)
+    pending = trainer._launch(cat, Storage(), list(cat.styles), on_step=None)
+    seed = cat.train.schedule.seed
+    assert events == [
+        f"decode seed {seed}",
+        "decode seed 7",
+        f"train a on full{seed}",
+        "train b on full7",
+        f"train c on full{seed}",
+    ]
+    assert pending == {"a": "a", "b": "b", "c": "c"}
