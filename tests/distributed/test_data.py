@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -406,3 +407,16 @@ def test_a_large_shop_photo_is_decoded_small_and_ends_at_the_patch_scale() -> No
     assert img.shape == (256, 341, 3) and img.dtype == np.uint8 and img.flags["C_CONTIGUOUS"]
     assert np.abs(img.astype(int) - [200, 40, 90]).max() <= 2
     assert len(windows) == 9 * 14  # (256 - 128) / 16 + 1 rows, (341 - 128) // 16 + 1 columns
+
+
+def test_the_idle_cpu_warning_is_dropped_inside_the_block_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ray_data_log = logging.getLogger("ray.data.dataset")
+    warning = "Warning: The Ray cluster currently does not have any available CPUs. The ..."
+    with caplog.at_level(logging.WARNING, logger="ray.data.dataset"):
+        with data.quiet_idle_cpu_warning():
+            ray_data_log.warning(warning)
+            ray_data_log.warning("a block failed")  # any other warning still shows
+        ray_data_log.warning(warning)  # after the block: shown again
+    assert [r.getMessage() for r in caplog.records] == ["a block failed", warning]
