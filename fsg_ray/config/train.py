@@ -65,6 +65,11 @@ class LossConfig:
             term by the squared norm of its target, so terms are scale free.
         content_luminance: compare content (Eq. 2, 4) on luminance images, so the content
             terms keep shape and shading but leave colour to the style; False in the paper.
+        content_luma_affine: with ``content_luminance``, shift and scale y_hat's luma per
+            image to its target's mean and standard deviation before phi_c, so the content
+            terms keep the design's edges and shading but leave its overall brightness and
+            contrast to the style (the invariance of the structure metric); False in the
+            paper.
         style_weight: lambda_2 (global style).
         content_weight: lambda_3 (global content).
         patch_content_weight: lambda_1 (patch content).
@@ -100,6 +105,7 @@ class LossConfig:
     mean_weight: float = 0.0
     normalize: Literal["paper", "relative"] = "paper"
     content_luminance: bool = False
+    content_luma_affine: bool = False
     style_weight: float = 5.0
     content_weight: float = 1.0
     patch_content_weight: float = 1.0
@@ -126,6 +132,11 @@ class LossConfig:
         )
         require(
             self.colour_space in ("rgb", "chroma"), "loss.colour_space", "must be rgb or chroma"
+        )
+        require(
+            self.content_luminance or not self.content_luma_affine,
+            "loss.content_luma_affine",
+            "needs loss.content_luminance: true",
         )
         for name in (
             "mean_weight",

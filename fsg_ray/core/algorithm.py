@@ -264,7 +264,7 @@ def global_step(
         y_hat = nets.gen(x_up.clamp(0, 1))
         if lc.content_luminance:
             style_hat = nets.phi(y_hat, lc.style_layers)
-            content_hat = nets.phi(losses.luminance(y_hat), lc.content_layers)
+            content_hat = nets.phi(losses.content_hat_view(y_hat, y_c, lc), lc.content_layers)
         else:  # one pass serves both
             style_hat = content_hat = nets.phi(y_hat, lc.style_layers + lc.content_layers)
         with torch.no_grad():
@@ -326,7 +326,7 @@ def patch_features(
     colour_taps = (lc.disc_layer, *extra)
     if lc.content_luminance:
         feats = nets.phi(y_hat, colour_taps)
-        content_hat = nets.phi(losses.luminance(y_hat), (tap,))[tap]
+        content_hat = nets.phi(losses.content_hat_view(y_hat, x, lc), (tap,))[tap]
     else:
         feats = nets.phi(y_hat, (*colour_taps, tap))
         content_hat = feats[tap]

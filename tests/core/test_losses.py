@@ -115,6 +115,27 @@ def test_luminance_view_ignores_colour_but_keeps_brightness() -> None:
     assert torch.equal(losses.content_view(red, LossConfig()), red)
 
 
+def test_affine_luma_view_ignores_brightness_and_contrast_but_keeps_the_pattern() -> None:
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 8, 8, generator=gen)
+    darker = 0.4 * target + 0.05  # the same design, darker and flatter
+    view = losses.luminance_like(darker, target)
+    assert view.shape == (2, 3, 8, 8)
+    assert torch.allclose(view, losses.luminance(target), atol=1e-5)
+    other = torch.rand(2, 3, 8, 8, generator=gen)  # another pattern stays another pattern
+    assert not torch.allclose(losses.luminance_like(other, target), losses.luminance(target))
+    flat = losses.luminance_like(torch.full((1, 3, 4, 4), 0.3), target[:1])
+    assert torch.isfinite(flat).all()  # a flat image is not divided by zero
+    # gradients reach the generated image, not the target
+    y_hat = darker.clone().requires_grad_(True)
+    losses.luminance_like(y_hat, target.requires_grad_(True)).sum().backward()
+    assert y_hat.grad is not None and target.grad is None
+    on = LossConfig(content_luminance=True, content_luma_affine=True)
+    assert torch.equal(losses.content_hat_view(darker, target, on), view)
+    luma = LossConfig(content_luminance=True)
+    assert torch.equal(losses.content_hat_view(darker, target, luma), losses.luminance(darker))
+
+
 def test_sliced_wasserstein_known_value_and_order_invariance() -> None:
     # 1 channel, direction +1: sorted pred [0, 1], sorted target [1, 3] -> (1 + 4) / 2 = 2.5
     pred = torch.tensor([1.0, 0.0]).reshape(1, 1, 1, 2)
