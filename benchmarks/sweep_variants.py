@@ -239,11 +239,12 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "cand_nz_pm0_chroma3": _nz_pm0(
         colour_weight=3.0, patch_colour_weight=3.0, colour_space="chroma"
     ),
-    # Round 15: the content terms blind to the garment's overall brightness and contrast
-    # (loss.content_luma_affine), as the structure metric is. The full method kept the dark
+    # Round 15: the content terms blind to the garment's overall brightness (and contrast:
+    # loss.content_luma_match), as the structure metric is. The full method kept the dark
     # garments' luma and drew the style's hues at it (green where stripes has cream;
     # porcelain's white out of reach); global_only reached the palette by losing the design.
-    "cand_nz_pm0_affine": _nz_pm0(content_luma_affine=True),
+    "cand_nz_pm0_lmean": _nz_pm0(content_luma_match="mean"),
+    "cand_nz_pm0_affine": _nz_pm0(content_luma_match="mean_std"),
     # Run-to-run noise: demo_res_col with another seed (weights of D_e and phi_s, data order).
     "demo_res_col_s1": {**_RES_COL, "schedule": {**_T2, **_GENTLE, "seed": 1}},
 }

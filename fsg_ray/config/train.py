@@ -65,11 +65,11 @@ class LossConfig:
             term by the squared norm of its target, so terms are scale free.
         content_luminance: compare content (Eq. 2, 4) on luminance images, so the content
             terms keep shape and shading but leave colour to the style; False in the paper.
-        content_luma_affine: with ``content_luminance``, shift and scale y_hat's luma per
-            image to its target's mean and standard deviation before phi_c, so the content
-            terms keep the design's edges and shading but leave its overall brightness and
-            contrast to the style (the invariance of the structure metric); False in the
-            paper.
+        content_luma_match: with ``content_luminance``, what of y_hat's luma is matched to
+            its target's per image before phi_c, so that the content terms leave it to the
+            style: ``none`` (the paper), ``mean`` (the overall brightness: the design's edges
+            and shading are kept at their contrast) or ``mean_std`` (brightness and
+            contrast, the invariance of the structure metric).
         style_weight: lambda_2 (global style).
         content_weight: lambda_3 (global content).
         patch_content_weight: lambda_1 (patch content).
@@ -105,7 +105,7 @@ class LossConfig:
     mean_weight: float = 0.0
     normalize: Literal["paper", "relative"] = "paper"
     content_luminance: bool = False
-    content_luma_affine: bool = False
+    content_luma_match: Literal["none", "mean", "mean_std"] = "none"
     style_weight: float = 5.0
     content_weight: float = 1.0
     patch_content_weight: float = 1.0
@@ -134,8 +134,13 @@ class LossConfig:
             self.colour_space in ("rgb", "chroma"), "loss.colour_space", "must be rgb or chroma"
         )
         require(
-            self.content_luminance or not self.content_luma_affine,
-            "loss.content_luma_affine",
+            self.content_luma_match in ("none", "mean", "mean_std"),
+            "loss.content_luma_match",
+            "must be none, mean or mean_std",
+        )
+        require(
+            self.content_luminance or self.content_luma_match == "none",
+            "loss.content_luma_match",
             "needs loss.content_luminance: true",
         )
         for name in (

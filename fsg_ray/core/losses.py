@@ -36,25 +36,29 @@ def luminance(img: Tensor) -> Tensor:
     return y.expand(-1, 3, -1, -1)
 
 
-def luminance_like(img: Tensor, target: Tensor, min_std: float = 0.01) -> Tensor:
-    """:func:`luminance` of ``img``, shifted and scaled per image to the mean and standard
-    deviation of ``target``'s luma (both (B, 3, H, W)): what is left of img's luma is its
-    pattern of edges and shading, at the target's brightness and contrast.
+def luminance_like(img: Tensor, target: Tensor, match: str, min_std: float = 0.01) -> Tensor:
+    """:func:`luminance` of ``img`` with its per-image mean (``match="mean"``), or mean and
+    standard deviation (``"mean_std"``), set to those of ``target``'s luma (both (B, 3, H,
+    W)): what is left of img's luma is its pattern of edges and shading, at the target's
+    brightness (and contrast).
 
     ``min_std`` bounds the scale-up of a nearly flat image (luma in [0, 1]).
     """
     y, ref = luminance(img)[:, :1], luminance(target)[:, :1].detach()  # (B, 1, H, W)
-    mean, std = y.mean(dim=(2, 3), keepdim=True), y.std(dim=(2, 3), keepdim=True)
-    ref_mean, ref_std = ref.mean(dim=(2, 3), keepdim=True), ref.std(dim=(2, 3), keepdim=True)
-    out = (y - mean) / std.clamp_min(min_std) * ref_std + ref_mean
-    return out.expand(-1, 3, -1, -1)
+    out = y - y.mean(dim=(2, 3), keepdim=True)
+    if match == "mean_std":
+        out = out / y.std(dim=(2, 3), keepdim=True).clamp_min(min_std)
+        out = out * ref.std(dim=(2, 3), keepdim=True)
+    elif match != "mean":
+        raise ValueError(f"unknown luma match {match!r}")
+    return (out + ref.mean(dim=(2, 3), keepdim=True)).expand(-1, 3, -1, -1)
 
 
 def content_hat_view(y_hat: Tensor, target: Tensor, cfg: LossConfig) -> Tensor:
-    """What the content losses compare of the generated image: as :func:`content_view`,
-    or with ``content_luma_affine`` its luma at ``target``'s mean and standard deviation."""
-    if cfg.content_luminance and cfg.content_luma_affine:
-        return luminance_like(y_hat, target)
+    """What the content losses compare of the generated image: as :func:`content_view`, or
+    with ``content_luma_match`` its luma matched to ``target``'s (:func:`luminance_like`)."""
+    if cfg.content_luminance and cfg.content_luma_match != "none":
+        return luminance_like(y_hat, target, cfg.content_luma_match)
     return content_view(y_hat, cfg)
 
 

@@ -103,10 +103,12 @@ def test_a_colour_space_built_in_code_is_checked_too() -> None:
         config.LossConfig(colour_space="lab")  # type: ignore[arg-type]
 
 
-def test_the_affine_luma_content_needs_luminance_content() -> None:
-    with pytest.raises(config.ConfigError, match="loss.content_luma_affine: needs loss.content_lu"):
-        config.LossConfig(content_luma_affine=True)
-    assert config.LossConfig(content_luminance=True, content_luma_affine=True).content_luma_affine
+def test_the_matched_luma_content_needs_luminance_content() -> None:
+    with pytest.raises(config.ConfigError, match="loss.content_luma_match: needs loss.content_lu"):
+        config.LossConfig(content_luma_match="mean")
+    with pytest.raises(config.ConfigError, match="loss.content_luma_match: must be none, mean"):
+        config.LossConfig(content_luminance=True, content_luma_match="rgb")  # type: ignore[arg-type]
+    assert config.LossConfig(content_luminance=True, content_luma_match="mean").content_luma_match
 
 
 def test_loss_layers_are_in_network_order() -> None:

@@ -115,25 +115,33 @@ def test_luminance_view_ignores_colour_but_keeps_brightness() -> None:
     assert torch.equal(losses.content_view(red, LossConfig()), red)
 
 
-def test_affine_luma_view_ignores_brightness_and_contrast_but_keeps_the_pattern() -> None:
+def test_matched_luma_views_ignore_brightness_or_contrast_but_keep_the_pattern() -> None:
     gen = torch.Generator().manual_seed(0)
     target = torch.rand(2, 3, 8, 8, generator=gen)
-    darker = 0.4 * target + 0.05  # the same design, darker and flatter
-    view = losses.luminance_like(darker, target)
+    brighter = target * 0.5 + 0.4  # the same design, brighter and flatter
+    view = losses.luminance_like(brighter, target, "mean_std")
     assert view.shape == (2, 3, 8, 8)
     assert torch.allclose(view, losses.luminance(target), atol=1e-5)
+    # "mean" takes the brightness only: the flatter copy stays flatter
+    shifted = losses.luminance_like(target + 0.2, target, "mean")
+    assert torch.allclose(shifted, losses.luminance(target), atol=1e-5)
+    flatter = losses.luminance_like(brighter, target, "mean")
+    assert not torch.allclose(flatter, losses.luminance(target), atol=1e-2)
+    assert torch.allclose(flatter.mean(dim=(2, 3)), losses.luminance(target).mean(dim=(2, 3)))
     other = torch.rand(2, 3, 8, 8, generator=gen)  # another pattern stays another pattern
-    assert not torch.allclose(losses.luminance_like(other, target), losses.luminance(target))
-    flat = losses.luminance_like(torch.full((1, 3, 4, 4), 0.3), target[:1])
+    assert not torch.allclose(losses.luminance_like(other, target, "mean_std"), view, atol=1e-2)
+    flat = losses.luminance_like(torch.full((1, 3, 4, 4), 0.3), target[:1], "mean_std")
     assert torch.isfinite(flat).all()  # a flat image is not divided by zero
+    with pytest.raises(ValueError, match="unknown luma match 'rgb'"):
+        losses.luminance_like(target, target, "rgb")
     # gradients reach the generated image, not the target
-    y_hat = darker.clone().requires_grad_(True)
-    losses.luminance_like(y_hat, target.requires_grad_(True)).sum().backward()
+    y_hat = brighter.clone().requires_grad_(True)
+    losses.luminance_like(y_hat, target.requires_grad_(True), "mean").sum().backward()
     assert y_hat.grad is not None and target.grad is None
-    on = LossConfig(content_luminance=True, content_luma_affine=True)
-    assert torch.equal(losses.content_hat_view(darker, target, on), view)
+    on = LossConfig(content_luminance=True, content_luma_match="mean_std")
+    assert torch.equal(losses.content_hat_view(brighter, target, on), view)
     luma = LossConfig(content_luminance=True)
-    assert torch.equal(losses.content_hat_view(darker, target, luma), losses.luminance(darker))
+    assert torch.equal(losses.content_hat_view(brighter, target, luma), losses.luminance(brighter))
 
 
 def test_sliced_wasserstein_known_value_and_order_invariance() -> None:
