@@ -5,9 +5,9 @@ x, its low-resolution version (paper §3.1: 72 px and 288 px).
 X^(1) (patch stage): every patch_size x patch_size patch of a shop photo at a fixed stride
 (paper: 128 px, stride 16), optionally only patches mostly inside the garment mask.
 
-Images are float tensors (3, H, W) in [0, 1], except in :func:`resize_short_side_uint8`, for
-pipelines that store decoded photos as (H, W, 3) uint8. No Ray import: the local loader and the Ray
-Data pipelines share these functions.
+Images are float tensors (3, H, W) in [0, 1], except in :func:`resize_short_side_uint8`,
+for pipelines that store decoded photos as (H, W, 3) uint8. No Ray import: the local loader
+and the Ray Data pipelines share these functions.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def resize_short_side_uint8(img: np.ndarray, side: int) -> np.ndarray:
     """:func:`resize_short_side` of an (H, W, 3) uint8 photo, in uint8: (h, w, 3), contiguous.
 
     The same antialiased bilinear filter, computed in uint8 on the channels-last layout
-    (within one grey level of the float path, 1.5-3.5x faster: no conversion to float and back);
-    a photo already at ``side`` is returned as it is.
+    (within one grey level of the float path, 1.5-3.5x faster: no conversion to float and
+    back); a photo already at ``side`` is returned as it is.
     """
     h, w = img.shape[:2]
     scale = side / min(h, w)

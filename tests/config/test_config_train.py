@@ -107,7 +107,7 @@ def test_the_matched_luma_content_needs_luminance_content() -> None:
     with pytest.raises(config.ConfigError, match="loss.content_luma_match: needs loss.content_lu"):
         config.LossConfig(content_luma_match="mean")
     with pytest.raises(config.ConfigError, match="loss.content_luma_match: must be none, mean"):
-        config.LossConfig(content_luminance=True, content_luma_match="rgb")  # type: ignore[arg-type]
+        config.LossConfig(content_luminance=True, content_luma_match="rgb")  # type: ignore
     assert config.LossConfig(content_luminance=True, content_luma_match="mean").content_luma_match
 
 

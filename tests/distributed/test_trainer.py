@@ -230,7 +230,8 @@ def test_every_data_set_is_decoded_before_the_first_trainer_starts(
     def prepare(cat: Any, storage: Any, cfg: config.TrainConfig) -> tuple[Any, list[Any]]:
         events.append(f"decode seed {cfg.schedule.seed}")
         report = trainer.inputs.DataReport(1, 1, ())
-        return trainer.data.TrainingData(f"full{cfg.schedule.seed}", "patches", report), []  # type: ignore[arg-type]
+        full = f"full{cfg.schedule.seed}"  # a stand-in: the fake trainer only passes it on
+        return trainer.data.TrainingData(full, "patches", report), []  # type: ignore[arg-type]
 
     class FitStyle:
         @staticmethod
