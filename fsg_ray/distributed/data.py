@@ -230,7 +230,7 @@ def _full_image(data: bytes, uri: str, min_side: int, max_side: int) -> np.ndarr
         raise images.ImageDecodeError(uri, f"{w}x{h} px is smaller than {min_side} px")
     if min(h, w) > max_side:
         img = transforms.resize_short_side_uint8(img, max_side)
-    return np.ascontiguousarray(img)
+    return img  # contiguous either way: decoded_rgb's copy, or the resize's output
 
 
 def _decode_shop_batch(
