@@ -21,6 +21,7 @@ EVAL_KEYS = (
     "gatys_iters",
     "max_side",
     "eval_vgg",
+    "strengths",
 )
 
 
@@ -80,8 +81,28 @@ def register(
         help="VGG weights of the evaluation style distance (default: random:<seed+1> for "
         "generators trained on random:<seed>, else imagenet)",
     )
+    ev.add_argument(
+        "--strengths",
+        type=_strength_list,
+        default=None,
+        help="strengths at which each method's change is also scored, comma-separated, each "
+        "in [0, 4] (0: the input, 1: as trained; default: 0.25,0.5,0.75,1.25,1.5,2): draws "
+        "OUT/fronts.png and compares the fronts at equal style distance; 'none' skips them",
+    )
     ev.add_argument("--out", required=True, help="output folder or prefix (URI)")
     ev.set_defaults(func=run)
+
+
+def _strength_list(text: str) -> tuple[float, ...]:
+    """``0.5,1.5`` -> (0.5, 1.5); ``none`` -> () (ranges checked by EvalConfig)."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers or 'none', got {text!r}"
+        ) from None
 
 
 def _style_list(text: str) -> tuple[str, ...]:

@@ -12,6 +12,8 @@ style's first entry. Writes below ``OUT``::
                               (inside the garment mask, as the paper shows them)
     metrics.json              every metric per method and garment, their means, the setup
     metrics.md                the table of means
+    fronts.png                each method's strength front: structure against style SWD
+                              (:mod:`fsg_ray.app.evaluate_fronts`; not with no strengths)
     outputs/<method>/<stem>.png   each method's raw output (before the mask)
 
 Pure PyTorch and the registry, no Ray: an evaluation is a few garments on one machine.
@@ -32,6 +34,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from fsg_ray.app import evaluate_fronts
 from fsg_ray.config import EvalConfig, TrainConfig, from_dict
 from fsg_ray.core import baselines, metrics
 from fsg_ray.core.models import VGG19Features, VGGWeights
@@ -301,21 +304,30 @@ def _report(
     phi: VGG19Features,
 ) -> dict[str, Any]:
     """metrics.json: the setup, then per method its means and per-garment rows. The first
-    row, ``input``, scores the unchanged garments: the scale of "doing nothing"."""
+    row, ``input``, scores the unchanged garments: the scale of "doing nothing". With
+    ``cfg.strengths``, each method's row also holds its ``front``
+    (:func:`fsg_ray.app.evaluate_fronts.method_front`)."""
     unchanged = Method("input", "input", "input", None, [g.image for g in garments])
     unchanged.seconds = [0.0] * len(garments)
-    table = []
+    if cfg.strengths:
+        log.info("fronts: %d strengths of %d methods", len(cfg.strengths), len(methods))
+    table: list[dict[str, Any]] = []
     for m in [unchanged, *methods]:
         rows = score(m, garments, style, phi)
-        table.append(
-            {
-                "method": m.key,
-                "mode": m.mode,
-                "version": m.version,
-                "mean": means(rows),
-                "per_image": rows,
-            }
-        )
+        entry: dict[str, Any] = {
+            "method": m.key,
+            "mode": m.mode,
+            "version": m.version,
+            "mean": means(rows),
+            "per_image": rows,
+        }
+        if cfg.strengths and m is not unchanged:
+            pairs = [(g.image, g.mask) for g in garments]
+            front = evaluate_fronts.method_front(
+                pairs, m.outputs, style, cfg.strengths, table[0]["mean"], entry["mean"]
+            )
+            entry["front"] = evaluate_fronts.as_rows(front)
+        table.append(entry)
     return {
         "style": cfg.style,
         "registry": cfg.registry,
@@ -326,6 +338,7 @@ def _report(
         "train_vgg": train.model.vgg_weights,
         "eval_vgg": eval_spec,
         "gatys_iters": cfg.gatys_iters,
+        "strengths": list(cfg.strengths),
         "device": str(device),
         "methods": table,
     }
@@ -391,6 +404,14 @@ def _write(
     storage.write_bytes(join(cfg.out, SHEET), _png(sheet(garments, methods, style, style_name)))
     storage.write_bytes(join(cfg.out, METRICS_JSON), json.dumps(report, indent=2).encode())
     storage.write_bytes(join(cfg.out, METRICS_MD), format_table(report).encode())
+    curves = {
+        f"{r['method']} ({r['mode']})": evaluate_fronts.from_rows(r["front"])
+        for r in report["methods"]
+        if "front" in r
+    }
+    if curves:
+        png = evaluate_fronts.fronts_png(curves, f"style {style_name}")
+        storage.write_bytes(join(cfg.out, evaluate_fronts.FRONTS_PNG), png)
 
 
 def _png(img: Image.Image) -> bytes:

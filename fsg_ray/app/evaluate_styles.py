@@ -7,7 +7,10 @@ base style into ``OUT/<style>/``, then one summary across the styles::
 
 The verdict is the paper's claim in numbers: the full method is *Pareto-better* than an
 ablation when its style distance (pixel-patch SWD) is at most the ablation's and its
-structure at least the ablation's, i.e. it gives up neither half of the trade-off.
+structure at least the ablation's, i.e. it gives up neither half of the trade-off. Where the
+reports hold strength fronts (``eval.strengths``), a second line per ablation compares the
+fronts at equal style distance (:func:`fsg_ray.app.evaluate_fronts.front_verdict`): how good
+each trade-off is, apart from where on it training stopped.
 
 Like :mod:`fsg_ray.app.evaluate`, no Ray.
 """
@@ -21,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fsg_ray.app import evaluate
+from fsg_ray.app import evaluate, evaluate_fronts
 from fsg_ray.config import EvalConfig
 from fsg_ray.config.evaluate import ALL_STYLES
 from fsg_ray.io import registry
@@ -123,7 +126,7 @@ def evaluate_styles(cfg: EvalConfig, storage: Storage) -> dict[str, Any]:
 
 def summarise(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The summary of per-style reports (``metrics.json`` of :func:`evaluate.evaluate`)."""
-    rows, verdict_rows = [], []
+    rows, verdict_rows, front_rows = [], [], []
     for style, report in reports.items():
         methods = report["methods"]
         rows += summary_rows(style, methods)
@@ -131,7 +134,8 @@ def summarise(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             {**dataclasses.asdict(v), "pareto_better": v.pareto_better, "line": v.line}
             for v in verdicts(style, methods)
         ]
-    return {"styles": list(reports), "rows": rows, "verdicts": verdict_rows}
+        front_rows += front_verdicts(style, methods)
+    return {"styles": list(reports), "rows": rows, "verdicts": verdict_rows, "fronts": front_rows}
 
 
 def summary_rows(style: str, methods: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -177,6 +181,23 @@ def verdicts(style: str, methods: Sequence[Mapping[str, Any]]) -> list[Verdict]:
     return out
 
 
+def front_verdicts(style: str, methods: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The full method's strength front against each ablation's, in :data:`ABLATIONS` order;
+    empty without a full method, an ablation, or fronts in the report."""
+    full = [m for m in methods if m["mode"] == "full" and "front" in m]
+    if not full:
+        return []
+    ours = evaluate_fronts.from_rows(full[0]["front"])
+    out = []
+    for mode in ABLATIONS:
+        same = [m for m in methods if m["mode"] == mode and "front" in m]
+        for m in same:
+            name = mode if len(same) == 1 else f"{mode} ({m['method']})"
+            theirs = evaluate_fronts.from_rows(m["front"])
+            out.append(evaluate_fronts.front_verdict(style, name, ours, theirs))
+    return out
+
+
 def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
@@ -204,4 +225,13 @@ def format_summary(result: Mapping[str, Any]) -> str:
         if style not in judged:
             lines.append(f"- {style}: no full method and ablation to compare")
         lines += [f"- {v['line']}" for v in result["verdicts"] if v["style"] == style]
+    if result.get("fronts"):
+        lines += [
+            "",
+            "Fronts (each method's change scaled by strengths from 0, the input, through 1, as "
+            "trained: structure at equal style SWD, full minus the ablation; "
+            "<style>/fronts.png draws them):",
+            "",
+        ]
+        lines += [f"- {f['line']}" for f in result["fronts"]]
     return "\n".join(lines) + "\n"

@@ -10,10 +10,17 @@ from typing import ClassVar
 
 from fsg_ray.config.errors import check_name, require
 
+#: Largest strength of a front (as :data:`fsg_ray.core.strength.MAX_STRENGTH`; the config
+#: layer does not import the core).
+MAX_STRENGTH = 4.0
+
 #: Photos are shrunk to this long side unless the evaluation says otherwise.
 EVAL_MAX_SIDE = 256
 #: ``eval.styles: [all]`` evaluates every base style of the registry.
 ALL_STYLES = "all"
+#: Strengths of each method's front (:mod:`fsg_ray.core.strength`) besides 0 (the input)
+#: and 1 (as trained): up to twice the trained change, where most fronts turn back.
+DEFAULT_STRENGTHS = (0.25, 0.5, 0.75, 1.25, 1.5, 2.0)
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class EvalConfig:
         styles: Several base styles, each evaluated into ``out/<style>/`` with one summary
             across them (:mod:`fsg_ray.app.evaluate_styles`); ``("all",)`` takes every base
             style of the registry. Give ``style`` or ``styles``, not both.
+        strengths: The strengths of each method's front besides 0 and 1, each in [0, 4]
+            (:mod:`fsg_ray.core.strength`); empty: no fronts.
     """
 
     KEY_ROOT: ClassVar[str] = "eval"
@@ -48,6 +57,7 @@ class EvalConfig:
     max_side: int = EVAL_MAX_SIDE
     eval_vgg: str | None = None
     styles: tuple[str, ...] = ()
+    strengths: tuple[float, ...] = DEFAULT_STRENGTHS
 
     def __post_init__(self) -> None:
         require(
@@ -66,6 +76,13 @@ class EvalConfig:
             f"must be >= 0 (0: no Gatys), got {self.gatys_iters}",
         )
         require(self.max_side >= 16, "eval.max_side", f"must be >= 16, got {self.max_side}")
+        for i, value in enumerate(self.strengths):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            require(
+                ok and 0 <= value <= MAX_STRENGTH,
+                f"eval.strengths[{i}]",
+                f"must be a number in [0, {MAX_STRENGTH:g}], got {value!r}",
+            )
 
     def _check_styles(self) -> None:
         """Names valid and distinct; ``all`` only on its own."""

@@ -15,10 +15,11 @@ from conftest import micro_config
 from PIL import Image
 
 from fsg_ray import config
-from fsg_ray.app import evaluate, evaluate_styles
+from fsg_ray.app import evaluate, evaluate_fronts, evaluate_styles
 from fsg_ray.app.main import main
 from fsg_ray.core import algorithm
 from fsg_ray.core.models import VGGWeights
+from fsg_ray.core.strength import compare_fronts
 from fsg_ray.io import registry, synthetic, visualize
 from fsg_ray.io.storage import Storage
 
@@ -116,6 +117,48 @@ def test_metrics_json_scores_every_method_on_every_garment(evaluated: Path) -> N
     for name in ("stripes", "stripes-feeds", "stripes-mgan", "gatys"):
         out = Image.open(evaluated / evaluate.OUTPUTS / name / "000000.png")
         assert out.size == (48, 48)
+
+
+def test_each_method_has_a_strength_front_and_the_fronts_are_drawn(evaluated: Path) -> None:
+    report = json.loads((evaluated / evaluate.METRICS_JSON).read_text())
+    assert report["strengths"] == list(config.evaluate.DEFAULT_STRENGTHS)
+    unchanged, *methods = report["methods"]
+    assert "front" not in unchanged
+    for m in methods:
+        front = m["front"]
+        assert [p["strength"] for p in front] == [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2]
+        # Strength 0 is the input, 1 the method as trained: the same means as their rows.
+        for p, mean in ((front[0], unchanged["mean"]), (front[4], m["mean"])):
+            assert p["style_swd"] == pytest.approx(mean["style_swd"])
+            assert p["structure"] == pytest.approx(mean["structure"])
+        assert all(math.isfinite(p["style_swd"]) and math.isfinite(p["structure"]) for p in front)
+    # Strength 0.5 is scored from the blended outputs themselves.
+    full = next(m for m in methods if m["mode"] == "full")
+    assert full["front"][2]["style_swd"] != full["front"][4]["style_swd"]
+    png = Image.open(evaluated / evaluate_fronts.FRONTS_PNG)
+    assert png.format == "PNG" and png.width > 300
+
+
+def test_no_strengths_means_no_fronts(setup: dict[str, str], tmp_path: Path) -> None:
+    assert main([*_eval_args(setup, tmp_path, "--styles", "stripes"), "--strengths", "none"]) == 0
+    report = json.loads((tmp_path / "stripes" / evaluate.METRICS_JSON).read_text())
+    assert report["strengths"] == [] and not any("front" in m for m in report["methods"])
+    assert not (tmp_path / "stripes" / evaluate_fronts.FRONTS_PNG).exists()
+    summary = json.loads((tmp_path / evaluate_styles.SUMMARY_JSON).read_text())
+    assert summary["fronts"] == [] and len(summary["verdicts"]) == 2
+    assert "Fronts (" not in (tmp_path / evaluate_styles.SUMMARY_MD).read_text()
+
+
+def test_bad_strengths_fail_with_exit_2(
+    setup: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = _eval_args(setup, tmp_path / "out", "--style", "stripes")
+    assert main([*args, "--strengths", "0.5,5"]) == 2
+    assert "eval.strengths[1]: must be a number in [0, 4], got 5.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--strengths", "half"])
+    assert "expected comma-separated numbers or 'none', got 'half'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_metrics_md_is_the_table_of_means(evaluated: Path) -> None:
@@ -227,7 +270,15 @@ def test_styles_all_evaluates_each_style_into_its_folder_with_one_summary(
     )
     assert len(table) == 2 + 6 and table[2].startswith("| dots | input | input | ")
     assert "- dots: no full method and ablation to compare" in text
-    assert sum(line.startswith("- stripes: full vs ") for line in text.splitlines()) == 2
+    assert sum(line.startswith("- stripes: full vs ") for line in text.splitlines()) == 4
+    # Fronts: the full method's against each ablation's, from the fronts in metrics.json.
+    assert [f["ablation"] for f in summary["fronts"]] == ["global_only", "patch_only"]
+    ours = evaluate_fronts.from_rows(stripes[1]["front"])
+    for row, ablation in zip(summary["fronts"], stripes[2:], strict=True):
+        c = compare_fronts(ours, evaluate_fronts.from_rows(ablation["front"]))
+        assert row["outcome"] == c.outcome and row["min_gap"] == pytest.approx(c.min_gap)
+        assert f"- {row['line']}" in text
+        assert row["line"].startswith(f"stripes: full vs {row['ablation']}, fronts: ")
 
 
 def test_styles_list_evaluates_only_those(setup: dict[str, str], tmp_path: Path) -> None:
@@ -309,6 +360,35 @@ def test_summary_table_from_constructed_reports() -> None:
     assert text.index("- stripes: full vs global_only: Pareto-better") < text.index(
         "- leopard: no full method and ablation to compare"
     )
+
+
+def _fronted(name: str, mode: str, *points: tuple[float, float]) -> dict[str, Any]:
+    """A method row with a front: (SWD, structure) at strengths 0, 1, 2."""
+    m = _method(name, mode, *points[1])
+    m["front"] = [{"strength": float(s), "style_swd": p[0], "structure": p[1]}
+                  for s, p in enumerate(points)]  # fmt: skip
+    return m
+
+
+def test_front_verdicts_from_constructed_rows() -> None:
+    methods = [
+        _method("input", "input", 0.4, 1.0),
+        _fronted("stripes", "full", (0.4, 1.0), (0.25, 0.85), (0.2, 0.6)),
+        _fronted("stripes-feeds", "global_only", (0.4, 1.0), (0.15, 0.45), (0.12, 0.2)),
+        _fronted("stripes-mgan", "patch_only", (0.4, 1.0), (0.3, 0.97), (0.27, 0.9)),
+    ]
+    feeds, mgan = evaluate_styles.front_verdicts("stripes", methods)
+    assert feeds["outcome"] == "higher" and feeds["full_reach"] == 0.2
+    assert feeds["line"].startswith("stripes: full vs global_only, fronts: full higher (")
+    assert feeds["line"].endswith("; only global_only reaches SWD 0.12 (full: 0.2)")
+    assert mgan["outcome"] == "lower" and mgan["min_gap"] < 0
+    assert mgan["line"].endswith("; only full reaches SWD 0.2 (patch_only: 0.27)")
+    text = evaluate_styles.format_summary(
+        evaluate_styles.summarise({"stripes": {"methods": methods}})
+    )
+    assert text.index("Pareto-better") < text.index("Fronts (") < text.index(feeds["line"])
+    # Rows without fronts (strengths off, or an older report) give no front verdicts.
+    assert evaluate_styles.front_verdicts("s", [_method("a", "full", 0.4, 0.5)]) == []
 
 
 def test_an_image_key_with_dotdot_cannot_name_an_output(

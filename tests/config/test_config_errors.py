@@ -48,6 +48,9 @@ EVAL = {"registry": "s3://b/reg", "style": "bear", "images": "s3://b/in/", "out"
         (config.RestyleConfig, {**RESTYLE, "input": "gs://b/i"}, "restyle.input: 'gs://b/i'"),
         (config.EvalConfig, {**EVAL, "max_side": 8}, "eval.max_side: must be >= 16"),
         (config.EvalConfig, {**EVAL, "gatys_iters": -1}, "eval.gatys_iters: must be >= 0"),
+        (config.EvalConfig, {**EVAL, "strengths": [1, -1]}, "eval.strengths[1]: must be a"),
+        (config.EvalConfig, {**EVAL, "strengths": [float("nan")]}, "eval.strengths[0]: must"),
+        (config.EvalConfig, {**EVAL, "strengths": ["x"]}, "eval.strengths[0]: expected float"),
         (config.EvalConfig, {**EVAL, "style": "A"}, "eval.style: 'A' is not a valid style name"),
         (
             config.EvalConfig,
