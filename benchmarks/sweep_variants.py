@@ -24,8 +24,9 @@ _LRP = {**_T2, **_GENTLE, "lr_patch": 2e-3}
 
 
 def _nz_pm0(**loss: Any) -> dict[str, dict[str, Any]]:
-    """The demo profile (the ``cand_nz_pm0`` variant: noise on D_e's code, every shop-photo
-    patch) with ``loss`` overrides."""
+    """The demo profile of rounds 10-15 (the ``cand_nz_pm0`` variant: noise on D_e's code,
+    every shop-photo patch; since round 16 the demo is ``cand_nz_pm0_chroma3``) with ``loss``
+    overrides."""
     return {
         **_RES_COL,
         "model": {**_RES, "decoder_noise": 8},

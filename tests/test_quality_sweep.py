@@ -18,6 +18,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import quality_sweep  # noqa: E402
 import sweep_variants  # noqa: E402
 
+from fsg_ray import config  # noqa: E402
+
 
 def test_a_seed_replaces_the_schedule_seed_and_ablations_keep_the_budget() -> None:
     full = sweep_variants.variant_config("cand_lo", 1.0, seed=3)
@@ -83,3 +85,15 @@ def test_bad_arguments_are_named(tmp_path: Path, args: list[str], message: str) 
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert not (tmp_path / "data").exists()  # nothing written before the arguments hold
+
+
+def test_the_demo_profile_is_the_sweeps_chroma3_variant() -> None:
+    """The sweep measures the demo's profile as ``cand_nz_pm0_chroma3``: the two must train
+    the same thing (they differ only in how often a run reports and checkpoints)."""
+    from fsg_ray.app.demo import demo_config
+
+    sweep = config.to_dict(sweep_variants.variant_config("cand_nz_pm0_chroma3", 1.0, None))
+    demo = config.to_dict(demo_config())
+    for key in ("checkpoint_every", "sample_every", "report_every"):
+        sweep["schedule"].pop(key), demo["schedule"].pop(key)
+    assert sweep == demo
