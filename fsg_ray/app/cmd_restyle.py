@@ -23,6 +23,7 @@ RESTYLE_PLAIN = (
     "max_side",
     "format",
     "preserve_color",
+    "strength",
     "overwrite",
     "actors",
     "runtime",
@@ -58,9 +59,8 @@ def register(
         "--config",
         default=None,
         help="YAML file of these options by name (registry, styles, input, output, masks, "
-        "max_side, format, preserve_color, overwrite, actors, runtime, downscale, endpoint_url); "
-        "flags given "
-        "here win (example: jobs/configs/restyle_catalogue.yaml)",
+        "max_side, format, preserve_color, strength, overwrite, actors, runtime, downscale, "
+        "endpoint_url); flags given here win (example: jobs/configs/restyle_catalogue.yaml)",
     )
     restyle.add_argument("--registry", help="style registry (URI); required")
     restyle.add_argument(
@@ -92,6 +92,14 @@ def register(
         action="store_true",
         default=None,
         help="keep the photo's colours (chroma), take only the brightness pattern of the style",
+    )
+    restyle.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        help="how far each output goes along the style's change, 0-4: 1 as trained "
+        "(default), 0.5 keeps more of the garment's design, 1.5 paints more style "
+        "(see `fsg eval`'s fronts.png for the trade-off)",
     )
     restyle.add_argument(
         "--overwrite",

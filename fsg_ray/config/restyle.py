@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from fsg_ray.config.errors import ConfigError, check_name, check_uri, require
+from fsg_ray.config.evaluate import MAX_STRENGTH
 from fsg_ray.config.runtime import check_runtime
 from fsg_ray.io.uri import is_below, is_manifest
 
@@ -40,6 +41,9 @@ class RestyleConfig:
         max_side: Longest output side; larger inputs are shrunk, keeping the aspect ratio.
         format: ``png`` (lossless: pixels outside the mask stay exact), ``jpeg`` or ``webp``.
         preserve_color: Keep the input's chroma (CbCr), take only the luma from G(x).
+        strength: How far each output goes along G's change, in [0, 4]
+            (:func:`fsg_ray.io.compositing.with_strength`): 1 (default) as trained, 0.5
+            half of the style's change (more of the design), 1.5 more style.
         overwrite: Redo outputs that are already done.
         actors: Size of the actor pool (each holds every style's generator).
         runtime: ``auto``, ``torch``, ``torch-bf16``, ``onnx`` or ``onnx-int8``
@@ -62,6 +66,7 @@ class RestyleConfig:
     max_side: int = DEFAULT_MAX_SIDE
     format: str = "png"
     preserve_color: bool = False
+    strength: float = 1.0
     overwrite: bool = False
     actors: int = 1
     runtime: str = "auto"
@@ -82,6 +87,11 @@ class RestyleConfig:
             f"{self.format!r} is not one of {', '.join(OUTPUT_FORMATS)}",
         )
         require(self.max_side >= 8, "restyle.max_side", "must be >= 8")
+        require(
+            0 <= self.strength <= MAX_STRENGTH,  # NaN fails both
+            "restyle.strength",
+            f"must be a number in [0, {MAX_STRENGTH:g}], got {self.strength!r}",
+        )
         require(self.actors >= 1, "restyle.actors", "must be >= 1")
         check_runtime("restyle.runtime", self.runtime)
         require(

@@ -5,7 +5,7 @@ One request to ``POST /v1/styles/{style}/restyle``, in order::
 
     check_api_key(...)                    401 (done first by the app, for every /v1 route)
     check_style_id(style)                 400, before any storage is touched
-    parse_options(query)                  400: max_side, format, preserve_color
+    parse_options(query)                  400: max_side, format, preserve_color, strength
     body_kind(content type)               415 unless an image body or multipart
     StyleCatalog.current(style)           404 for an unknown style, before the body is read;
                                           503 when the registry cannot be read
@@ -37,10 +37,11 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from fsg_ray.config import ServeConfig
+from fsg_ray.config.evaluate import MAX_STRENGTH
 from fsg_ray.io import compositing, images, registry
 
 #: Options of a restyle request (query parameters).
-OPTIONS = ("max_side", "format", "preserve_color")
+OPTIONS = ("max_side", "format", "preserve_color", "strength")
 #: The image formats accepted online: the common photo formats, and the fewest decoders
 #: exposed to the network (GIF, BMP and TIFF are read by the batch jobs only).
 ONLINE_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -100,11 +101,13 @@ class RestyleOptions:
         max_side: Longest side of the output; bigger photos are shrunk (never enlarged).
         format: ``png``, ``jpeg`` or ``webp``.
         preserve_color: Keep the photo's chroma, take only the luma of G(x).
+        strength: How far the output goes along G's change (0: the photo, 1: as trained).
     """
 
     max_side: int
     format: str
     preserve_color: bool
+    strength: float = 1.0
 
     @property
     def media_type(self) -> str:
@@ -147,8 +150,8 @@ def parse_options(query: Mapping[str, str], cfg: ServeConfig) -> RestyleOptions:
     """The request's options from its query parameters, each checked.
 
     Args:
-        query: Query parameters (``max_side``, ``format``, ``preserve_color``); others are
-            refused, so a misspelt option is never silently ignored.
+        query: Query parameters (``max_side``, ``format``, ``preserve_color``,
+            ``strength``); others are refused, so a misspelt option is never silently ignored.
         cfg: Gives ``default_max_side`` and the largest ``max_side``.
 
     Raises:
@@ -174,7 +177,16 @@ def parse_options(query: Mapping[str, str], cfg: ServeConfig) -> RestyleOptions:
     color = query.get("preserve_color", "false").lower()
     if color not in _TRUE + _FALSE:
         raise ApiError(400, "bad_option", f"preserve_color {color[:20]!r}: true or false")
-    return RestyleOptions(int(side), fmt, color in _TRUE)
+    text = query.get("strength", "1")
+    try:
+        strength = float(text)
+    except ValueError:
+        strength = -1.0
+    if not 0 <= strength <= MAX_STRENGTH:  # not a number, NaN, or out of range
+        raise ApiError(
+            400, "bad_option", f"strength {text[:20]!r}: a number from 0 to {MAX_STRENGTH:g}"
+        )
+    return RestyleOptions(int(side), fmt, color in _TRUE, strength)
 
 
 def body_kind(content_type: str | None) -> str:
@@ -345,7 +357,9 @@ def prepare(
 def finish(
     styled: np.ndarray, prepared: Prepared, options: RestyleOptions, tag: Mapping[str, str]
 ) -> bytes:
-    """G(x) -> optional chroma of x -> composite through the mask -> encoded file."""
+    """G(x) -> its strength -> optional chroma of x -> composite through the mask -> encoded
+    file."""
+    styled = compositing.with_strength(styled, prepared.image, options.strength)
     if options.preserve_color:
         styled = compositing.keep_chroma(styled, prepared.image)
     out = compositing.composite(styled, prepared.image, prepared.mask)
@@ -489,5 +503,6 @@ def result_headers(style: str, version: str, options: RestyleOptions, batch: int
         "X-Style": style,
         "X-Style-Version": version,
         "X-Batch-Size": str(batch),
+        "X-Style-Strength": f"{options.strength:g}",
         "Content-Disposition": f'inline; filename="{style}-{version}.{ext}"',
     }

@@ -401,10 +401,12 @@ class Restyler:
         ]
 
     def _finish(self, p: _Prepared, style: str, styled: np.ndarray, seconds: float) -> Row:
-        """Chroma, composite, encode and write one output; any failure is its failed row."""
+        """Strength, chroma, composite, encode and write one output; any failure is its failed
+        row."""
         t0 = time.perf_counter()
         target = next(t for t in p.targets if t.style == style)
         try:
+            styled = compositing.with_strength(styled, p.image, self.settings.strength)
             if self.settings.preserve_color:
                 styled = compositing.keep_chroma(styled, p.image)
             out = compositing.composite(styled, p.image, p.mask)

@@ -81,6 +81,7 @@ class Settings:
         masks: ``given`` (from a prefix or the manifest), ``auto`` or ``none``.
         max_side: Longest output side.
         preserve_color: Keep the input's chroma.
+        strength: How far outputs go along G's change (``RestyleConfig.strength``).
         format: Output format.
         downscale: The generators run on photos shrunk this many times
             (``RestyleConfig.downscale``).
@@ -93,6 +94,7 @@ class Settings:
     format: str
     fingerprint: str
     downscale: int = 1
+    strength: float = 1.0
 
 
 def settings_for(cfg: RestyleConfig) -> Settings:
@@ -107,9 +109,14 @@ def settings_for(cfg: RestyleConfig) -> Settings:
         facts["int8"] = True
     if cfg.downscale > 1:  # other pixels than full size's; 1 keeps older outputs' fingerprint
         facts["downscale"] = cfg.downscale
+    if cfg.strength != 1.0:  # likewise: as trained keeps older outputs' fingerprint
+        facts["strength"] = cfg.strength
     fingerprint = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
     masks = cfg.masks if cfg.masks in (MASKS_AUTO, MASKS_NONE) else "given"
-    return Settings(masks, cfg.max_side, cfg.preserve_color, cfg.format, fingerprint, cfg.downscale)
+    return Settings(
+        masks, cfg.max_side, cfg.preserve_color, cfg.format, fingerprint, cfg.downscale,
+        cfg.strength,
+    )  # fmt: skip
 
 
 class Row(NamedTuple):

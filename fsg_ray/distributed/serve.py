@@ -395,6 +395,7 @@ async def restyle(
     max_side: str | None = Query(None, description="longest output side in px"),
     format: str | None = Query(None, description="png (default), jpeg or webp"),
     preserve_color: str | None = Query(None, description="true: keep the photo's colours"),
+    strength: str | None = Query(None, description="0-4: the style's change, 1 as trained"),
     authorization: str | None = Header(None),
     x_api_key: str | None = Header(None),
 ) -> Response:

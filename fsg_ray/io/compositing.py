@@ -6,7 +6,8 @@ The order for one product photo x and one style's output G(x) (:mod:`fsg_ray.dis
 
     x = fit_long_side(decoded x, max_side)       the output's size; x is the reference
     m = given mask (resized) | auto_mask(x) | None
-    y = G(x)  ->  keep_chroma(y, x)  (optional)  ->  composite(y, x, m)  ->  encode(...)
+    y = G(x)  ->  with_strength(y, x, s)  ->  keep_chroma(y, x)  (optional)
+              ->  composite(y, x, m)  ->  encode(...)
 
 :func:`composite` picks whole pixels (``np.where``), so every pixel outside the mask is the
 very byte triple of ``x``; a lossless format (PNG) keeps that exactly in the file.
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from fsg_ray.config.evaluate import MAX_STRENGTH
 
 #: Output formats: name -> (file extension, Pillow format, save options).
 FORMATS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -57,6 +60,33 @@ def composite(styled: np.ndarray, original: np.ndarray, mask: np.ndarray | None)
     if mask is None:
         return styled
     return np.where(mask[..., None], styled, original)
+
+
+#: The input's and the output's bounds before their logits in :func:`with_strength`: those of
+#: :func:`fsg_ray.core.strength.apply_strength` (this module needs no torch; a test pins them).
+STRENGTH_X_EPS, STRENGTH_Y_EPS = 0.01, 1e-6
+
+
+def with_strength(styled: np.ndarray, original: np.ndarray, strength: float) -> np.ndarray:
+    """G(x)'s change scaled by ``strength``, sigmoid(logit(x) + s (logit(y) - logit(x))), as
+    :func:`fsg_ray.core.strength.apply_strength` on (H, W, 3) uint8 arrays: 0 gives the photo
+    back (clamped as the residual output clamps it), 1 G(x) itself, 2 twice its change.
+
+    Raises:
+        ValueError: The arrays differ in shape, or the strength is not in [0, 4].
+    """
+    if not 0.0 <= strength <= MAX_STRENGTH:  # NaN fails too
+        raise ValueError(f"strength must be a number in [0, {MAX_STRENGTH:g}], got {strength!r}")
+    if styled.shape != original.shape:
+        raise ValueError(f"styled and original differ in shape: {styled.shape} vs {original.shape}")
+    if strength == 1.0:
+        return styled
+    x = np.clip(original.astype(np.float32) / 255, STRENGTH_X_EPS, 1 - STRENGTH_X_EPS)
+    y = np.clip(styled.astype(np.float32) / 255, STRENGTH_Y_EPS, 1 - STRENGTH_Y_EPS)
+    logit_x = np.log(x) - np.log1p(-x)
+    z = logit_x + np.float32(strength) * (np.log(y) - np.log1p(-y) - logit_x)
+    out = 1 / (1 + np.exp(-z))
+    return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
 
 
 def keep_chroma(styled: np.ndarray, original: np.ndarray) -> np.ndarray:

@@ -115,6 +115,20 @@ def test_downscale_changes_the_fingerprint_only_when_above_one() -> None:
     assert len({fingerprint(1), fingerprint(2), fingerprint(4)}) == 3
 
 
+def test_strength_is_checked_and_changes_the_fingerprint_only_away_from_one() -> None:
+    from fsg_ray.distributed.restyle_plan import settings_for
+
+    def cfg(strength: float) -> config.RestyleConfig:
+        return config.RestyleConfig(registry="r", input="i", output="o", strength=strength)
+
+    assert settings_for(cfg(1.0)).fingerprint == settings_for(cfg(1)).fingerprint
+    prints = {settings_for(cfg(s)).fingerprint for s in (0.0, 0.5, 1.0, 2.0)}
+    assert len(prints) == 4 and settings_for(cfg(0.5)).strength == 0.5
+    for bad in (-0.1, 4.5, float("nan")):
+        with pytest.raises(config.ConfigError, match=r"^restyle.strength: must be a number in"):
+            cfg(bad)
+
+
 def test_serve_topology_is_checked_and_auto_is_one_hop_on_the_cpu_only() -> None:
     assert config.ServeConfig(registry="/r").topology == "auto"
     assert config.ServeConfig(registry="/r").one_hop  # replica_gpus 0: G shares the CPU

@@ -94,3 +94,26 @@ def test_compare_fronts_needs_two_fronts_with_a_common_range() -> None:
         compare_fronts([], _front((0, 0.4, 1.0)))
     with pytest.raises(ValueError, match="share no style distance"):
         compare_fronts(_front((0, 0.4, 1.0), (1, 0.3, 0.9)), _front((1, 0.2, 0.8)))
+
+
+def test_the_numpy_strength_of_restyle_and_serve_matches_the_core() -> None:
+    """io.compositing.with_strength (no torch) computes apply_strength on uint8 arrays."""
+    import numpy as np
+
+    from fsg_ray.config.evaluate import MAX_STRENGTH as CONFIG_MAX
+    from fsg_ray.core.strength import MAX_STRENGTH
+    from fsg_ray.io import compositing
+
+    assert (compositing.STRENGTH_X_EPS, CONFIG_MAX) == (RESIDUAL_EPS, MAX_STRENGTH)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    y = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    for s in (0.0, 0.5, 2.0):
+        core = apply_strength(torch.from_numpy(x) / 255, torch.from_numpy(y) / 255, s)
+        expected = (core * 255).round().to(torch.uint8).numpy()
+        assert np.abs(compositing.with_strength(y, x, s).astype(int) - expected).max() <= 1, s
+    assert compositing.with_strength(y, x, 1.0) is y
+    with pytest.raises(ValueError, match=r"strength must be a number in \[0, 4\], got 4.5"):
+        compositing.with_strength(y, x, 4.5)
+    with pytest.raises(ValueError, match="differ in shape"):
+        compositing.with_strength(y, x[:3], 0.5)

@@ -54,6 +54,8 @@ def test_options_default_and_parse() -> None:
     assert api.parse_options({}, CFG) == api.RestyleOptions(CFG.default_max_side, "png", False)
     got = api.parse_options({"max_side": "8", "format": "JPEG", "preserve_color": "true"}, CFG)
     assert got == api.RestyleOptions(8, "jpeg", True) and got.media_type == "image/jpeg"
+    assert api.parse_options({"strength": "0.5"}, CFG).strength == 0.5
+    assert api.parse_options({}, CFG).strength == 1.0
 
 
 @pytest.mark.parametrize(
@@ -65,6 +67,10 @@ def test_options_default_and_parse() -> None:
         ({"max_side": "１６"}, "max_side"),  # full-width digits are digits to str.isdigit
         ({"format": "gif"}, "format 'gif': choose from png, jpeg, webp"),
         ({"preserve_color": "maybe"}, "preserve_color 'maybe': true or false"),
+        ({"strength": "5"}, "strength '5': a number from 0 to 4"),
+        ({"strength": "-0.5"}, "strength '-0.5': a number from 0 to 4"),
+        ({"strength": "nan"}, "strength 'nan'"),
+        ({"strength": "strong"}, "strength 'strong'"),
         ({"max_sid": "8"}, "unknown option 'max_sid'; options are max_side, format"),
     ],
 )
@@ -244,6 +250,23 @@ def test_finish_keeps_pixels_outside_the_mask_exactly() -> None:
     kept = api.parse_options({"preserve_color": "1"}, CFG)
     out = np.asarray(Image.open(io.BytesIO(api.finish(styled, api.Prepared(x, None), kept, {}))))
     assert np.array_equal(out, compositing.keep_chroma(styled, x))
+
+
+def test_finish_scales_the_style_change_by_the_strength() -> None:
+    x, styled = noise(16, 16, 1), noise(16, 16, 2)
+    mask = np.zeros((16, 16), bool)
+    mask[4:12, 4:12] = True
+    half = api.parse_options({"strength": "0.5"}, CFG)
+    data = api.finish(styled, api.Prepared(x, mask), half, {})
+    out = np.asarray(Image.open(io.BytesIO(data))).astype(int)
+    assert np.array_equal(out, compositing.with_strength(styled, x, 0.5) * mask[..., None]
+                          + x * ~mask[..., None])  # fmt: skip
+    # Half the change: every pixel between the photo and G(x) (up to rounding).
+    lo, hi = np.minimum(x, styled).astype(int), np.maximum(x, styled).astype(int)
+    assert ((out >= lo - 1) & (out <= hi + 1))[mask].all()
+    zero = api.finish(styled, api.Prepared(x, None), api.parse_options({"strength": "0"}, CFG), {})
+    assert np.abs(np.asarray(Image.open(io.BytesIO(zero))).astype(int) - x).max() <= 3
+    assert api.result_headers("dots", "v1", half, 1)["X-Style-Strength"] == "0.5"
 
 
 # ---------------------------------------------------------------- API keys

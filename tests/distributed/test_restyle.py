@@ -323,6 +323,34 @@ def test_preserve_color_keeps_the_chroma_of_a_manifest_input(
         assert diff[..., 0].mean() > 5, rel  # luma from the style
 
 
+@pytest.mark.ray
+def test_strength_scales_the_change_and_is_part_of_done(
+    ray_local: None, reg: str, shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    manifest = shop / "list.csv"
+    manifest.write_text("image\n" + "".join(f"photos/{rel}.jpg\n" for rel in INPUTS[:2]))
+    out = {s: tmp_path / s for s in ("full", "half", "zero")}
+    for name, strength in (("full", "1"), ("half", "0.5"), ("zero", "0")):
+        args = restyle_args(reg, manifest, out[name], "--masks", "none", "--strength", strength)
+        assert main([*args, "--styles", "stripes"]) == 0
+    for rel in INPUTS[:2]:
+        photo = np.asarray(Image.open(shop / "photos" / f"{rel}.jpg"), int)
+        got = {n: np.asarray(Image.open(o / "stripes" / "photos" / f"{rel}.png"), int)
+               for n, o in out.items()}  # fmt: skip
+        assert np.abs(got["zero"] - photo).max() <= 3, rel  # the photo (clamped as G clamps)
+        full_change = np.abs(got["full"] - photo).mean()
+        half_change = np.abs(got["half"] - photo).mean()
+        assert 0.3 * full_change < half_change < 0.8 * full_change, rel
+    # Another strength is another output: a rerun at 0.5 over the full-strength outputs
+    # redoes them, a second one skips them.
+    args = restyle_args(reg, manifest, out["full"], "--masks", "none", "--strength", "0.5")
+    capsys.readouterr()
+    assert main([*args, "--styles", "stripes"]) == 0
+    assert "ok 2, skipped 0" in capsys.readouterr().out
+    assert main([*args, "--styles", "stripes"]) == 0
+    assert "ok 0, skipped 2" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- --config files
 
 

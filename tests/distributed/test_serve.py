@@ -29,7 +29,7 @@ from PIL import Image
 
 from fsg_ray.config import ServeConfig
 from fsg_ray.core.models import VGGWeights
-from fsg_ray.io import registry
+from fsg_ray.io import compositing, registry
 from fsg_ray.io.generators import EncoderCache, Runner, for_runtime, run_loaded
 from fsg_ray.io.storage import Storage
 
@@ -203,6 +203,12 @@ def test_restyle_multipart_with_mask_options_and_formats(server: Server) -> None
     )
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(r.content)).size == (64, 38)  # default_max_side 64
+    r = requests.post(f"{url}&strength=0.5", files=files, timeout=120)
+    assert r.status_code == 200 and r.headers["x-style-strength"] == "0.5"
+    half = decoded(r)
+    assert np.array_equal(half[:, :50], small[:, :50])  # the mask still holds
+    want_half = compositing.with_strength(want.astype(np.uint8), small, 0.5)
+    assert np.abs(half[:, 50:].astype(int) - want_half[:, 50:]).max() <= 2
 
 
 def test_errors_are_json_with_reasons(server: Server) -> None:
@@ -481,6 +487,9 @@ def test_web_page_restyles_an_upload_in_headless_chromium(server: Server, tmp_pa
         styles = driver.find_element(By.ID, "style")
         wait.until(lambda d: "stripes" in d.execute_script(values, styles))
         Select(driver.find_element(By.ID, "style")).select_by_value("stripes")
+        slide = "arguments[0].value = '1.5'; arguments[0].dispatchEvent(new Event('input'))"
+        driver.execute_script(slide, driver.find_element(By.ID, "strength"))
+        shown = driver.find_element(By.ID, "strength_value").text
         driver.find_element(By.ID, "photo").send_keys(str(photo))
         assert not driver.find_element(By.ID, "download").is_displayed()  # no result yet
         driver.find_element(By.ID, "go").click()
@@ -499,7 +508,7 @@ def test_web_page_restyles_an_upload_in_headless_chromium(server: Server, tmp_pa
         name, href = download.get_attribute("download"), download.get_attribute("href")
     finally:
         driver.quit()
-    assert status == "Done."
+    assert status == "Done." and shown == "1.5"
     assert sizes == [[64, 48], [64, 48]]
     assert name == "garment-stripes.png" and (href or "").startswith("blob:")
     shot = Image.open(tmp_path / "page.png")
