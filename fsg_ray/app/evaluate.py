@@ -14,6 +14,7 @@ style's first entry. Writes below ``OUT``::
     metrics.md                the table of means
     fronts.png                each method's strength front: structure against style SWD
                               (:mod:`fsg_ray.app.evaluate_fronts`; not with no strengths)
+    strengths.png             the full method's outputs at each strength
     outputs/<method>/<stem>.png   each method's raw output (before the mask)
 
 Pure PyTorch and the registry, no Ray: an evaluation is a few garments on one machine.
@@ -412,6 +413,10 @@ def _write(
     if curves:
         png = evaluate_fronts.fronts_png(curves, f"style {style_name}")
         storage.write_bytes(join(cfg.out, evaluate_fronts.FRONTS_PNG), png)
+        ours = next((m for m in methods if m.mode == "full"), methods[0])
+        pairs = [(g.image, g.mask) for g in garments]
+        strip = evaluate_fronts.strengths_sheet(pairs, ours.outputs, cfg.strengths, SHEET_CELL)
+        storage.write_bytes(join(cfg.out, evaluate_fronts.STRENGTHS_PNG), _png(strip))
 
 
 def _png(img: Image.Image) -> bytes:

@@ -2,8 +2,9 @@
 comparison of the full method's front with each ablation's at equal style distance.
 
 A single point per method says where training stopped on the style/design trade-off; the
-front says how good the trade-off is. Writes ``fronts.png`` beside ``sheet.png``: structure
-against style SWD, one curve per method, its trained point (strength 1) marked. Like
+front says how good the trade-off is. Writes beside ``sheet.png``: ``fronts.png``, structure
+against style SWD, one curve per method, its trained point (strength 1) marked; and
+``strengths.png``, the full method's outputs at each strength, one row per garment. Like
 :mod:`fsg_ray.app.evaluate`, no Ray.
 """
 
@@ -13,12 +14,15 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
+from PIL import Image
 from torch import Tensor
 
 from fsg_ray.core import metrics
 from fsg_ray.core.strength import FrontPoint, apply_strength, compare_fronts
+from fsg_ray.io import images, visualize
 
-FRONTS_PNG = "fronts.png"
+FRONTS_PNG, STRENGTHS_PNG = "fronts.png", "strengths.png"
 
 
 def method_front(
@@ -130,3 +134,23 @@ def fronts_png(curves: Mapping[str, Sequence[FrontPoint]], title: str) -> bytes:
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return buf.getvalue()
+
+
+def strengths_sheet(
+    garments: Sequence[tuple[Tensor, Tensor]],
+    outputs: Sequence[Tensor],
+    strengths: Sequence[float],
+    cell: int,
+) -> Image.Image:
+    """One method's outputs at each strength (0, the input, to the largest), inside the
+    garment mask: columns are strengths, rows garments."""
+    columns: dict[str, list[Image.Image]] = {}
+    for s in sorted({0.0, 1.0, *strengths}):
+        title = {0.0: "strength 0\n(input)", 1.0: "strength 1\n(as trained)"}.get(
+            s, f"strength {s:g}\n"
+        )
+        columns[title] = [
+            images.to_image(torch.where(mask, apply_strength(x, y, s), x))
+            for (x, mask), y in zip(garments, outputs, strict=True)
+        ]
+    return visualize.grid(columns, cell)

@@ -137,6 +137,11 @@ def test_each_method_has_a_strength_front_and_the_fronts_are_drawn(evaluated: Pa
     assert full["front"][2]["style_swd"] != full["front"][4]["style_swd"]
     png = Image.open(evaluated / evaluate_fronts.FRONTS_PNG)
     assert png.format == "PNG" and png.width > 300
+    # The full method at each strength: 8 columns (0 to 2), one row per garment.
+    strip = Image.open(evaluated / evaluate_fronts.STRENGTHS_PNG)
+    cell, pad = evaluate.SHEET_CELL, visualize.PAD
+    label = visualize.LABEL_HEIGHT + visualize.LINE_HEIGHT
+    assert strip.size == (8 * (cell + pad) + pad, label + 2 * (cell + pad) + pad)
 
 
 def test_no_strengths_means_no_fronts(setup: dict[str, str], tmp_path: Path) -> None:
@@ -144,6 +149,7 @@ def test_no_strengths_means_no_fronts(setup: dict[str, str], tmp_path: Path) -> 
     report = json.loads((tmp_path / "stripes" / evaluate.METRICS_JSON).read_text())
     assert report["strengths"] == [] and not any("front" in m for m in report["methods"])
     assert not (tmp_path / "stripes" / evaluate_fronts.FRONTS_PNG).exists()
+    assert not (tmp_path / "stripes" / evaluate_fronts.STRENGTHS_PNG).exists()
     summary = json.loads((tmp_path / evaluate_styles.SUMMARY_JSON).read_text())
     assert summary["fronts"] == [] and len(summary["verdicts"]) == 2
     assert "Fronts (" not in (tmp_path / evaluate_styles.SUMMARY_MD).read_text()
