@@ -118,6 +118,8 @@ class FrontComparison:
         high: Its highest: the higher of the two fronts' lowest-strength distances.
         min_gap: The least of structure_at(a) - structure_at(b) over the range.
         max_gap: The most of it.
+        mean_gap: Its mean over evenly spaced distances of the range (the area between the
+            fronts over the range's width).
         a_reach: The lowest style distance of ``a``; ``b_reach`` that of ``b``.
     """
 
@@ -125,6 +127,7 @@ class FrontComparison:
     high: float
     min_gap: float
     max_gap: float
+    mean_gap: float
     a_reach: float
     b_reach: float
 
@@ -158,11 +161,15 @@ def compare_fronts(a: Sequence[FrontPoint], b: Sequence[FrontPoint]) -> FrontCom
         raise ValueError(f"the fronts share no style distance ({low:.3g} > {high:.3g})")
     # Both are piecewise linear in the level, bent at the fronts' points: those levels hold
     # the extremes of the gap; the grid covers the bends where a front turns back.
-    grid = {low + (high - low) * i / (_GRID - 1) for i in range(_GRID)}
+    grid = [low + (high - low) * i / (_GRID - 1) for i in range(_GRID)]
     points = {p.style_swd for p in (*a, *b) if low <= p.style_swd <= high}
-    gaps = []
-    for level in sorted(grid | points):
+    gaps: dict[float, float] = {}
+    for level in sorted({*grid, *points}):
         sa, sb = structure_at(a, level), structure_at(b, level)
         if sa is not None and sb is not None:
-            gaps.append(sa - sb)
-    return FrontComparison(low, high, min(gaps), max(gaps), lowest_swd(a), lowest_swd(b))
+            gaps[level] = sa - sb
+    even = [gaps[level] for level in grid if level in gaps]
+    return FrontComparison(
+        low, high, min(gaps.values()), max(gaps.values()), sum(even) / len(even),
+        lowest_swd(a), lowest_swd(b),
+    )  # fmt: skip

@@ -81,6 +81,7 @@ def test_compare_fronts_at_equal_style_distance() -> None:
     c = compare_fronts(ours, theirs)
     assert c.outcome == "higher" and c.min_gap == pytest.approx(0.0)  # equal at the input
     assert c.max_gap == pytest.approx(0.15)  # at SWD 0.2: 0.85 vs 0.7
+    assert 0 < c.mean_gap < c.max_gap
     assert (c.low, c.high) == (pytest.approx(0.15), pytest.approx(0.4))
     assert (c.a_reach, c.b_reach) == (0.15, 0.1)
     assert compare_fronts(theirs, ours).outcome == "lower"
