@@ -10,8 +10,8 @@ from typing import ClassVar
 
 from fsg_ray.config.errors import check_name, require
 
-#: Largest strength of a front (as :data:`fsg_ray.core.strength.MAX_STRENGTH`; the config
-#: layer does not import the core).
+#: Largest style strength accepted: eval's fronts, restyle and Serve (as
+#: :data:`fsg_ray.core.strength.MAX_STRENGTH`; the config layer does not import the core).
 MAX_STRENGTH = 4.0
 
 #: Photos are shrunk to this long side unless the evaluation says otherwise.

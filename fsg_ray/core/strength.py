@@ -115,7 +115,8 @@ class FrontComparison:
 
     Attributes:
         low: The common range's lowest style distance (the nearer of the two reaches).
-        high: Its highest: the higher of the two fronts' lowest-strength distances.
+        high: Its highest: the smaller of the two fronts' largest distances (the input's,
+            when both start at strength 0).
         min_gap: The least of structure_at(a) - structure_at(b) over the range.
         max_gap: The most of it.
         mean_gap: Its mean over evenly spaced distances of the range (the area between the
